@@ -1,0 +1,78 @@
+"""`tmi-nlp`: one entry point, a subcommand per stage.
+
+    tmi-nlp run RECIPE.yaml [--set section.key=value ...]   every stage, skipping finished work
+    tmi-nlp demo [--set ...]                                the default recipe (built-in data)
+    tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml
+    tmi-nlp check RECIPE.yaml                               validate the recipe and data only
+"""
+
+import argparse
+import json
+import os
+import sys
+import time
+
+from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
+from tmi_nlp.data.loading import DataError
+
+STAGES = ("prepare", "pretrain", "finetune", "attack", "report", "run", "check")
+
+
+def _recipe(args: argparse.Namespace) -> Recipe:
+    if args.command == "demo":
+        return recipe_from_dict(apply_overrides(Recipe().to_dict(), args.set))
+    return load_recipe(args.recipe, args.set)
+
+
+def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
+    from tmi_nlp.report import summary_table
+
+    print(f"\nrun {recipe.run_dir}  ({recipe.run.num_models} models, {recipe.run.num_points} points, "
+          f"A={recipe.query.num_augmentations} {recipe.query.augmentation} queries, "
+          f"{recipe.finetune.method} finetuning; {seconds:.0f} s)")
+    print(summary_table(summary["attacks"], summary["victim_accuracy"]))
+    print(f"metrics: {recipe.run_dir / 'report' / 'metrics.json'}   ROC: {recipe.run_dir / 'report' / 'roc.png'}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="tmi-nlp", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = parser.add_subparsers(dest="command", required=True)
+    demo = sub.add_parser("demo", help="run the default recipe on the built-in synthetic data")
+    demo.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
+    for stage in STAGES:
+        p = sub.add_parser(stage, help=f"the {stage} stage" if stage not in ("run", "check") else None)
+        p.add_argument("recipe", help="YAML recipe")
+        p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
+                       help="override a recipe field (value parsed as YAML)")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    try:
+        recipe = _recipe(args)
+        from tmi_nlp import pipeline
+
+        start = time.perf_counter()
+        if args.command == "check":
+            from tmi_nlp.data.loading import check_columns
+
+            check_columns(recipe.data)
+            print(f"recipe ok: {args.recipe}")
+            return 0
+        if args.command in ("run", "demo"):
+            _print_summary(recipe, pipeline.run_all(recipe), time.perf_counter() - start)
+            return 0
+        pipeline.prepare(recipe)
+        if args.command in ("pretrain", "finetune"):
+            pipeline.train_models(recipe, stages=(args.command,))
+        elif args.command == "attack":
+            print(json.dumps(pipeline.attack(recipe), indent=2))
+        elif args.command == "report":
+            _print_summary(recipe, pipeline.report(recipe), time.perf_counter() - start)
+        return 0
+    except (RecipeError, DataError) as err:
+        print(f"tmi-nlp: error: {err}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,135 @@
+"""Load the pretraining pool and the downstream task: built-in synthetic data or any `datasets` source."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tmi_nlp.config import DataArguments
+from tmi_nlp.data.synthetic import LABEL_NAMES, synthetic_downstream, synthetic_pool
+
+_BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
+             ".txt": "text", ".raw": "text", ".tokens": "text"}
+
+
+class DataError(ValueError):
+    """A dataset lacks a named column, has empty texts or bad labels, or is too small."""
+
+
+@dataclass
+class Downstream:
+    train_texts: list[str]
+    train_labels: list[int]
+    eval_texts: list[str]
+    eval_labels: list[int]
+    num_labels: int
+
+
+def load_text_dataset(spec: str, split: str, field_name: str):
+    """`datasets.load_dataset` on a Hub id or on local file(s) named by extension (comma-separated)."""
+    from datasets import load_dataset
+
+    files = [p.strip() for p in spec.split(",") if p.strip()]
+    suffixes = {"".join(Path(f).suffixes[-1:]).lower() for f in files}
+    if all(Path(f).exists() for f in files):
+        if len(suffixes) != 1 or next(iter(suffixes)) not in _BUILDERS:
+            raise DataError(f"data.{field_name} = {spec!r}: expected files of one type among "
+                            f"{sorted(_BUILDERS)}")
+        suffix = next(iter(suffixes))
+        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
+        return load_dataset(_BUILDERS[suffix], data_files={split: files}, split=split, **kwargs)
+    if any(Path(f).suffix.lower() in _BUILDERS for f in files):
+        missing = [f for f in files if not Path(f).exists()]
+        raise DataError(f"data.{field_name} = {spec!r}: file(s) not found: {missing}")
+    try:
+        return load_dataset(spec, split=split)
+    except Exception as err:  # datasets raises many types; name the field either way
+        raise DataError(f"data.{field_name} = {spec!r}: could not load split {split!r} ({err})") from err
+
+
+def _column(dataset, column: str, field_name: str, spec: str) -> list:
+    if column not in dataset.column_names:
+        raise DataError(f"data.{field_name} = {column!r}: no such column in {spec!r}; "
+                        f"expected one of {dataset.column_names}")
+    return list(dataset[column])
+
+
+def _chunk(texts: list[str], words: int) -> list[str]:
+    chunks = []
+    for text in texts:
+        tokens = text.split()
+        chunks.extend(" ".join(tokens[i:i + words]) for i in range(0, len(tokens), words))
+    return chunks
+
+
+def load_pool(args: DataArguments, seed: int) -> list[str]:
+    """The candidate pretraining texts: distinct, non-empty, exactly `pool_size` of them."""
+    if args.pool == "synthetic":
+        return synthetic_pool(args.pool_size, seed)
+    dataset = load_text_dataset(args.pool, args.pool_split, "pool")
+    texts = [t.strip() if isinstance(t, str) else t
+             for t in _column(dataset, args.pool_text_column, "pool_text_column", args.pool)]
+    if any(not isinstance(t, str) for t in texts):
+        raise DataError(f"data.pool_text_column = {args.pool_text_column!r}: expected strings")
+    texts = [t for t in texts if t and not t.startswith("=")]  # drop blanks and WikiText headings
+    if args.pool_chunk_words:
+        texts = [t for t in _chunk(texts, args.pool_chunk_words)
+                 if len(t.split()) >= args.pool_chunk_words // 2]
+    texts = list(dict.fromkeys(texts))
+    if len(texts) < args.pool_size:
+        raise DataError(f"data.pool_size = {args.pool_size}: the pool {args.pool!r} has only "
+                        f"{len(texts)} distinct non-empty texts")
+    order = np.random.default_rng([seed, 11]).permutation(len(texts))[: args.pool_size]
+    return [texts[i] for i in sorted(order)]
+
+
+def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstream:
+    """Downstream train/eval texts and integer labels, with every pool text removed."""
+    if args.downstream == "synthetic":
+        texts, labels = synthetic_downstream(args.num_train + args.num_eval, seed)
+        num_labels = len(LABEL_NAMES)
+        eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
+        texts, labels = texts[: args.num_train], labels[: args.num_train]
+    else:
+        texts, labels = _labelled(args, args.downstream_split)
+        if args.downstream_eval_split:
+            eval_texts, eval_labels = _labelled(args, args.downstream_eval_split)
+        else:
+            eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
+            texts, labels = texts[: args.num_train], labels[: args.num_train]
+        num_labels = max(labels + eval_labels) + 1
+    pool_set = set(pool)
+    train = [(t, y) for t, y in zip(texts, labels, strict=True) if t not in pool_set][: args.num_train]
+    evals = [(t, y) for t, y in zip(eval_texts, eval_labels, strict=True) if t not in pool_set][: args.num_eval]
+    if len(train) < 2 or not evals:
+        raise DataError(f"data.downstream = {args.downstream!r}: after removing pool texts, {len(train)} "
+                        f"train and {len(evals)} eval examples remain; expected >= 2 and >= 1")
+    return Downstream([t for t, _ in train], [y for _, y in train], [t for t, _ in evals],
+                      [y for _, y in evals], num_labels)
+
+
+def _labelled(args: DataArguments, split: str) -> tuple[list[str], list[int]]:
+    dataset = load_text_dataset(args.downstream, split, "downstream")
+    texts = _column(dataset, args.downstream_text_column, "downstream_text_column", args.downstream)
+    labels = _column(dataset, args.downstream_label_column, "downstream_label_column", args.downstream)
+    for i, label in enumerate(labels):
+        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
+            raise DataError(f"data.downstream_label_column = {args.downstream_label_column!r}: row {i} "
+                            f"has label {label!r}; expected an integer >= 0")
+    keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
+    if not keep:
+        raise DataError(f"data.downstream_text_column = {args.downstream_text_column!r}: no non-empty texts")
+    order = np.random.default_rng(len(keep)).permutation(keep)
+    return [texts[i].strip() for i in order], [int(labels[i]) for i in order]
+
+
+def check_columns(args: DataArguments) -> None:
+    """Fail fast (before any training) when a named dataset or column does not exist."""
+    if args.pool != "synthetic":
+        dataset = load_text_dataset(args.pool, args.pool_split, "pool")
+        _column(dataset, args.pool_text_column, "pool_text_column", args.pool)
+    if args.downstream != "synthetic":
+        _labelled(args, args.downstream_split)
+        if args.downstream_eval_split:
+            _labelled(args, args.downstream_eval_split)
+

@@ -1,0 +1,69 @@
+"""The membership plan: pool, challenge points and `keep[models, pool]` (each entry IN with p = 1/2)."""
+
+import hashlib
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from tmi_nlp.store import atomic_save_npy, atomic_write_json
+
+
+def text_hash(texts: list[str]) -> str:
+    digest = hashlib.sha256()
+    for text in texts:
+        digest.update(text.encode())
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
+@dataclass
+class Plan:
+    pool: list[str]
+    challenge: np.ndarray  # int [K]: pool indices of the challenge points
+    keep: np.ndarray  # bool [N, pool]
+    seed: int
+
+    @property
+    def num_models(self) -> int:
+        return self.keep.shape[0]
+
+    def members(self, i: int) -> list[str]:
+        """Model i's pretraining texts."""
+        return [self.pool[j] for j in np.flatnonzero(self.keep[i])]
+
+    def labels(self) -> np.ndarray:
+        """bool [N, K]: is challenge point k in model n's pretraining data."""
+        return self.keep[:, self.challenge]
+
+    def save(self, path: Path) -> None:
+        atomic_write_json(path / "pool.json", self.pool)
+        atomic_save_npy(path / "challenge.npy", self.challenge)
+        atomic_save_npy(path / "keep.npy", self.keep)
+        # Written last: its presence marks the plan complete.
+        atomic_write_json(path / "plan.json", {"seed": self.seed, "num_models": self.num_models,
+                                               "pool_size": len(self.pool),
+                                               "num_points": len(self.challenge),
+                                               "pool_sha256": text_hash(self.pool)})
+
+    @classmethod
+    def load(cls, path: Path) -> "Plan":
+        meta = json.loads((path / "plan.json").read_text())
+        pool = json.loads((path / "pool.json").read_text())
+        if text_hash(pool) != meta["pool_sha256"]:
+            raise ValueError(f"{path}/pool.json does not match the hash in plan.json")
+        return cls(pool=pool, challenge=np.load(path / "challenge.npy"), keep=np.load(path / "keep.npy"),
+                   seed=meta["seed"])
+
+    @staticmethod
+    def exists(path: Path) -> bool:
+        return (path / "plan.json").exists()
+
+
+def make_plan(pool: list[str], num_models: int, num_points: int, seed: int) -> Plan:
+    """Draw K challenge points and an independent Bernoulli(1/2) membership for every (model, text)."""
+    rng = np.random.default_rng([seed, 7])
+    challenge = np.sort(rng.choice(len(pool), size=num_points, replace=False))
+    keep = rng.random((num_models, len(pool))) < 0.5
+    return Plan(pool=pool, challenge=challenge, keep=keep, seed=seed)

@@ -1,0 +1,1 @@
+"""Tokenizer, masked-LM pretraining and the finetuning-method registry."""

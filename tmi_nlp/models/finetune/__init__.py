@@ -1,0 +1,88 @@
+"""Finetuning methods, selected by name. Each method is one small module that registers itself.
+
+A method turns a pretrained masked-LM checkpoint into a classifier ready to train
+(`build`) and reloads a saved one (`load`); the Trainer loop, the query callback and the
+saving are shared (`finetune_model`), so everything after finetuning is the same for all.
+"""
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import torch
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_seed
+
+from tmi_nlp.callbacks import QueryCallback, predict_proba
+from tmi_nlp.config import FinetuneArguments, QueryArguments
+from tmi_nlp.models.training import quiet_trainer, training_arguments
+from tmi_nlp.store import atomic_dir, atomic_write_json
+
+
+class FinetuneMethod:
+    """Interface of a finetuning method (see `full.py` for the smallest one)."""
+
+    name: str = ""
+
+    def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
+              tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
+        raise NotImplementedError
+
+    def load(self, finetuned: Path) -> torch.nn.Module:
+        raise NotImplementedError
+
+
+FINETUNE_METHODS: dict[str, type[FinetuneMethod]] = {}
+
+
+def register(cls: type[FinetuneMethod]) -> type[FinetuneMethod]:
+    FINETUNE_METHODS[cls.name] = cls
+    return cls
+
+
+def get_method(name: str) -> FinetuneMethod:
+    if name not in FINETUNE_METHODS:
+        raise KeyError(f"finetune.method = {name!r}: expected one of {sorted(FINETUNE_METHODS)}")
+    return FINETUNE_METHODS[name]()
+
+
+def load_finetuned(path: str | Path) -> torch.nn.Module:
+    """Reload a classifier saved by `finetune_model`, whatever its method."""
+    method = json.loads((Path(path) / "method.json").read_text())["method"]
+    return get_method(method).load(Path(path))
+
+
+def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: list[int],
+                   eval_ids: list[list[int]], eval_labels: list[int], num_labels: int,
+                   tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments, query: QueryArguments,
+                   challenge_ids: list[list[int]], seed: int, model_index: int, output: Path,
+                   queries_path: Path) -> dict:
+    """Finetune one pretrained model; the query callback writes its query tensor at train end."""
+    method = get_method(args.method)
+    set_seed(seed)
+    model = method.build(pretrained, num_labels, train_ids, tokenizer)
+    callback = QueryCallback(challenge_ids, queries_path, num_queries=query.num_augmentations,
+                             augmentation=query.augmentation, rate=query.rate,
+                             include_original=query.include_original, seed=(seed, 3, model_index),
+                             tokenizer=tokenizer, batch_size=query.batch_size)
+    dataset = [{"input_ids": ids, "labels": y} for ids, y in zip(train_ids, train_labels, strict=True)]
+    with atomic_dir(output) as tmp:
+        targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
+                                   batch_size=args.batch_size, weight_decay=args.weight_decay, warmup=0.0,
+                                   bf16=args.bf16, seed=seed)
+        trainer = quiet_trainer(model=model, args=targs, train_dataset=dataset, callbacks=[callback],
+                          data_collator=DataCollatorWithPadding(tokenizer))
+        result = trainer.train()
+        shutil.rmtree(tmp / "trainer", ignore_errors=True)
+        probs = predict_proba(model, eval_ids, tokenizer.pad_token_id, query.batch_size)
+        metrics = {"method": args.method, "train_loss": result.training_loss, "steps": result.global_step,
+                   "eval_accuracy": float(np.mean(probs.argmax(-1) == np.asarray(eval_labels))),
+                   "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+        model.save_pretrained(tmp)
+        atomic_write_json(tmp / "method.json", {"method": args.method, "pretrained": str(pretrained)})
+        atomic_write_json(tmp / "metrics.json", metrics)
+    return metrics
+
+
+# Importing the modules registers the methods.
+from tmi_nlp.models.finetune import full, linear  # noqa: E402, F401

@@ -1,0 +1,21 @@
+"""`full`: every weight of the pretrained encoder and the new head trains."""
+
+from pathlib import Path
+
+import torch
+from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
+
+from tmi_nlp.models.finetune import FinetuneMethod, register
+
+
+@register
+class FullFinetune(FinetuneMethod):
+    name = "full"
+
+    def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
+              tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
+        # The pooler was never trained by masked-LM pretraining; here it trains with the rest.
+        return BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_labels)
+
+    def load(self, finetuned: Path) -> torch.nn.Module:
+        return BertForSequenceClassification.from_pretrained(finetuned)

@@ -1,0 +1,256 @@
+"""The TMI stages as functions, linked only by files in the run directory.
+
+    prepare   -> config.yaml, plan/, tokenizer/, data/tokens.json
+    pretrain  -> models/<i>/pretrained/
+    finetune  -> models/<i>/finetuned/ and models/<i>/queries.npy (via QueryCallback)
+    attack    -> attacks/<name>/{scores,labels}.npy, metrics.json
+    report    -> report/{metrics.json,roc.png}
+
+Every stage skips what is already on disk, and every artifact is written atomically, so a run
+killed at any point resumes where it stopped and ends with the same numbers.
+"""
+
+import json
+import multiprocessing
+import os
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import numpy as np
+import yaml
+from tqdm.auto import tqdm
+
+from tmi_nlp.config import Recipe, RecipeError, recipe_from_dict
+from tmi_nlp.data.loading import check_columns, load_downstream, load_pool
+from tmi_nlp.data.plan import Plan, make_plan
+from tmi_nlp.store import RunDir, atomic_save_npy, atomic_write_json, atomic_write_text, clean_temporaries
+
+# Fields that change how a run executes, not what it computes: they may differ on resume.
+EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker")}
+
+
+def _differences(old: dict, new: dict) -> list[str]:
+    changed = []
+    for section in sorted(set(old) | set(new)):
+        a, b = old.get(section, {}), new.get(section, {})
+        for key in sorted(set(a) | set(b)):
+            if (section, key) not in EXECUTION_FIELDS and a.get(key) != b.get(key):
+                changed.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+    return changed
+
+
+def prepare(recipe: Recipe) -> RunDir:
+    """Check the data, then write config, plan, tokenizer and the token cache (each once)."""
+    run = RunDir(recipe.run_dir)
+    if run.config.exists():
+        old = yaml.safe_load(run.config.read_text())
+        changed = _differences(old, recipe.to_dict())
+        if changed:
+            raise RecipeError(f"run folder {run.root} was made by a different recipe; refusing to mix "
+                              f"artifacts. Changed: {'; '.join(changed)}. Use a new run.name.")
+    check_columns(recipe.data)
+    run.root.mkdir(parents=True, exist_ok=True)
+    clean_temporaries(run.root)
+    if not run.config.exists():
+        atomic_write_text(run.config, recipe.to_yaml())
+    seed = recipe.run.seed
+    if not Plan.exists(run.plan):
+        pool = load_pool(recipe.data, seed)
+        make_plan(pool, recipe.run.num_models, recipe.run.num_points, seed).save(run.plan)
+    plan = Plan.load(run.plan)
+    if not (run.tokenizer / "tokenizer.json").exists():
+        _make_tokenizer(recipe, plan, run)
+    if not (run.data / "tokens.json").exists():
+        _tokenize(recipe, plan, run)
+    return run
+
+
+def _make_tokenizer(recipe: Recipe, plan: Plan, run: RunDir) -> None:
+    from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
+    from tmi_nlp.store import atomic_dir
+
+    if recipe.tokenizer.path:
+        tokenizer = load_tokenizer(recipe.tokenizer.path)
+    else:
+        # Trained on the whole candidate pool and the downstream text: the same for every model,
+        # so the vocabulary carries no information about any model's membership.
+        downstream = load_downstream(recipe.data, recipe.run.seed, plan.pool)
+        tokenizer = train_wordpiece(plan.pool + downstream.train_texts, recipe.tokenizer.vocab_size)
+    with atomic_dir(run.tokenizer) as tmp:
+        tokenizer.save_pretrained(tmp)
+
+
+def _tokenize(recipe: Recipe, plan: Plan, run: RunDir) -> None:
+    tokenizer = load_run_tokenizer(run)
+    downstream = load_downstream(recipe.data, recipe.run.seed, plan.pool)
+    max_len = recipe.model.max_length
+
+    def encode(texts: list[str], specials: bool = True) -> list[list[int]]:
+        limit = max_len if specials else max_len - 2
+        return tokenizer(texts, add_special_tokens=specials, truncation=True, max_length=limit)["input_ids"]
+
+    atomic_write_json(run.data / "tokens.json", {
+        "pool": encode(plan.pool),
+        "challenge": encode([plan.pool[j] for j in plan.challenge], specials=False),
+        "train": encode(downstream.train_texts), "train_labels": downstream.train_labels,
+        "eval": encode(downstream.eval_texts), "eval_labels": downstream.eval_labels,
+        "num_labels": downstream.num_labels,
+    })
+
+
+def load_run_tokenizer(run: RunDir):
+    from tmi_nlp.models.tokenizer import load_tokenizer
+
+    return load_tokenizer(run.tokenizer)
+
+
+def _model_seed(recipe: Recipe, i: int) -> int:
+    return recipe.run.seed * 100_003 + i
+
+
+def model_done(run: RunDir, i: int, stage: str) -> bool:
+    if stage == "pretrain":
+        return (run.pretrained(i) / "config.json").exists()
+    return (run.finetuned(i) / "metrics.json").exists() and run.queries(i).exists()
+
+
+def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int = 0) -> dict:
+    """Run the per-model stages for model i (in this or a worker process); returns timings."""
+    import torch
+
+    from tmi_nlp.models.finetune import finetune_model
+    from tmi_nlp.models.pretrain import pretrain_model
+
+    if threads:
+        torch.set_num_threads(threads)
+    recipe = recipe_from_dict(recipe_dict)
+    run = RunDir(recipe.run_dir)
+    plan = Plan.load(run.plan)
+    tokens = json.loads((run.data / "tokens.json").read_text())
+    tokenizer = load_run_tokenizer(run)
+    seed = _model_seed(recipe, i)
+    timings: dict = {"model": i}
+    if "pretrain" in stages and not model_done(run, i, "pretrain"):
+        start = time.perf_counter()
+        members = [tokens["pool"][j] for j in np.flatnonzero(plan.keep[i])]
+        result = pretrain_model(members, tokenizer, recipe.model, recipe.pretrain, seed, run.pretrained(i))
+        timings["pretrain_s"] = time.perf_counter() - start
+        timings["pretrain_loss"] = result["train_loss"]
+    if "finetune" in stages and not model_done(run, i, "finetune"):
+        if not model_done(run, i, "pretrain"):
+            raise RuntimeError(f"model {i}: finetune needs models/{i}/pretrained; run the pretrain stage first")
+        start = time.perf_counter()
+        metrics = finetune_model(run.pretrained(i), tokens["train"], tokens["train_labels"], tokens["eval"],
+                                 tokens["eval_labels"], tokens["num_labels"], tokenizer, recipe.finetune,
+                                 recipe.query, tokens["challenge"], seed, i, run.finetuned(i), run.queries(i))
+        timings["finetune_s"] = time.perf_counter() - start
+        timings["eval_accuracy"] = metrics["eval_accuracy"]
+    return timings
+
+
+def _train_one_star(job: tuple) -> dict:
+    return train_one(*job)
+
+
+def default_workers(recipe: Recipe) -> tuple[int, int]:
+    """(processes, threads each): one thread per process on CPU (tiny models scale badly over threads)."""
+    import torch
+
+    if torch.cuda.is_available():
+        return 1, 0
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    workers = recipe.run.workers or max(1, min(cores, recipe.run.num_models))
+    threads = recipe.run.threads_per_worker or max(1, cores // workers)
+    return workers, threads
+
+
+def train_models(recipe: Recipe, stages: tuple[str, ...] = ("pretrain", "finetune"),
+                 models: Iterable[int] | None = None, progress: bool = True) -> list[dict]:
+    """Pretrain and/or finetune every model not yet done, over a pool of worker processes."""
+    run = RunDir(recipe.run_dir)
+    indices = list(models) if models is not None else list(range(recipe.run.num_models))
+    todo = [i for i in indices if not all(model_done(run, i, s) for s in stages)]
+    if not todo:
+        return []
+    workers, threads = default_workers(recipe)
+    jobs = [(recipe.to_dict(), i, stages, threads) for i in todo]
+    bar = tqdm(total=len(todo), desc="+".join(stages), unit="model", disable=not progress)
+    results = []
+    if workers == 1 or len(todo) == 1:
+        for job in jobs:
+            results.append(_train_one_star(job))
+            bar.update()
+    else:
+        # spawn, not fork: torch's thread pools do not survive a fork.
+        with multiprocessing.get_context("spawn").Pool(min(workers, len(todo)), maxtasksperchild=None) as pool:
+            for result in pool.imap_unordered(_train_one_star, jobs):
+                results.append(result)
+                bar.update()
+    bar.close()
+    return results
+
+
+def load_queries(run: RunDir, num_models: int) -> np.ndarray:
+    """Stack every model's query tensor (memory-mapped) into [N, K, A, C]."""
+    missing = [i for i in range(num_models) if not run.queries(i).exists()]
+    if missing:
+        raise FileNotFoundError(f"queries missing for models {missing}: run the finetune stage first")
+    return np.stack([np.load(run.queries(i), mmap_mode="r") for i in range(num_models)])
+
+
+def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
+    """Score every (victim, point) with each metaclassifier; write scores, labels and metrics."""
+    from tmi_nlp.attacks import run_attack
+    from tmi_nlp.metrics import membership_metrics
+
+    run = RunDir(recipe.run_dir)
+    plan = Plan.load(run.plan)
+    labels = plan.labels()
+    queries = load_queries(run, recipe.run.num_models)
+    results = {}
+    for name in names or recipe.attack.metaclassifiers:
+        out = run.attack(name)
+        if (out / "metrics.json").exists():
+            results[name] = json.loads((out / "metrics.json").read_text())
+            continue
+        start = time.perf_counter()
+        scores = run_attack(name, queries, labels, recipe.attack, recipe.run.seed)
+        elapsed = time.perf_counter() - start
+        metrics = membership_metrics(labels, scores, recipe.attack.bootstrap, recipe.run.seed)
+        metrics.update(attack=name, seconds=elapsed, method=recipe.finetune.method,
+                       shuffled_labels=recipe.attack.shuffle_labels)
+        atomic_save_npy(out / "scores.npy", scores.astype(np.float64))
+        atomic_save_npy(out / "labels.npy", labels)
+        atomic_write_json(out / "metrics.json", metrics)  # last: marks the attack finished
+        results[name] = metrics
+    return results
+
+
+def victim_accuracy(run: RunDir, num_models: int) -> list[float]:
+    return [json.loads((run.finetuned(i) / "metrics.json").read_text())["eval_accuracy"]
+            for i in range(num_models)]
+
+
+def report(recipe: Recipe) -> dict:
+    """Summary metrics.json and a log-log ROC plot of every attack."""
+    from tmi_nlp.report import roc_plot
+
+    run = RunDir(recipe.run_dir)
+    results = attack(recipe)
+    acc = victim_accuracy(run, recipe.run.num_models)
+    summary = {"recipe": recipe.to_dict(), "attacks": results,
+               "victim_accuracy": {"mean": float(np.mean(acc)), "min": float(np.min(acc)),
+                                   "max": float(np.max(acc))}}
+    atomic_write_json(run.report / "metrics.json", summary)
+    curves = {name: (np.load(run.attack(name) / "labels.npy"), np.load(run.attack(name) / "scores.npy"))
+              for name in results}
+    roc_plot(curves, run.report / "roc.png", title=f"{recipe.run.name}: {recipe.finetune.method} finetuning")
+    return summary
+
+
+def run_all(recipe: Recipe, progress: bool = True) -> dict:
+    """Every stage in order, skipping finished work."""
+    prepare(recipe)
+    train_models(recipe, progress=progress)
+    return report(recipe)

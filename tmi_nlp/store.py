@@ -1,0 +1,146 @@
+"""The run directory: atomic writes, so a stage's artifact exists only once it is complete.
+
+Every artifact is written to a temporary sibling and renamed into place; a folder artifact
+(a saved model) is renamed as a whole. A crash therefore leaves either nothing or a finished
+artifact, and "does the final path exist" is the only test a stage needs to skip work.
+"""
+
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def _tmp_sibling(path: Path) -> Path:
+    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
+
+
+def _fsync_dir(path: Path) -> None:
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    with open(tmp, "wb") as fh:
+        fh.write(data)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    atomic_write_bytes(path, text.encode())
+
+
+def atomic_write_json(path: str | Path, obj: Any) -> None:
+    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
+
+
+def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    with open(tmp, "wb") as fh:
+        np.save(fh, array)
+        fh.flush()
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
+@contextmanager
+def atomic_dir(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary folder; on success it replaces `path` in one rename, on error it is removed."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if path.exists():
+            shutil.rmtree(path)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def clean_temporaries(root: str | Path) -> int:
+    """Remove temporaries a killed process left behind; return how many."""
+    removed = 0
+    for tmp in Path(root).rglob(".*.tmp-*"):
+        if tmp.is_dir():
+            shutil.rmtree(tmp, ignore_errors=True)
+        else:
+            tmp.unlink(missing_ok=True)
+        removed += 1
+    return removed
+
+
+class RunDir:
+    """Paths of the on-disk contract (see DESIGN.md)."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root)
+
+    @property
+    def config(self) -> Path:
+        return self.root / "config.yaml"
+
+    @property
+    def plan(self) -> Path:
+        return self.root / "plan"
+
+    @property
+    def tokenizer(self) -> Path:
+        return self.root / "tokenizer"
+
+    @property
+    def data(self) -> Path:
+        return self.root / "data"
+
+    def model(self, i: int) -> Path:
+        return self.root / "models" / str(i)
+
+    def pretrained(self, i: int) -> Path:
+        return self.model(i) / "pretrained"
+
+    def finetuned(self, i: int) -> Path:
+        return self.model(i) / "finetuned"
+
+    def queries(self, i: int) -> Path:
+        return self.model(i) / "queries.npy"
+
+    def attack(self, name: str) -> Path:
+        return self.root / "attacks" / name
+
+    @property
+    def report(self) -> Path:
+        return self.root / "report"
+
+
+def cached(path: Path, build: Callable[[], Any], save: Callable[[Path, Any], None],
+           load: Callable[[Path], Any]) -> Any:
+    """Load `path` if it exists, else build, save atomically and return."""
+    if path.exists():
+        return load(path)
+    value = build()
+    save(path, value)
+    return value
