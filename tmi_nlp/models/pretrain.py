@@ -44,8 +44,8 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
     """Train one masked LM from scratch on `train_ids` and save it (safetensors) atomically at `output`."""
     set_seed(seed)
     model = BertForMaskedLMSparse(bert_config(model_args, tokenizer))
-    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability,
-                                               seed=seed)
+    # No collator seed: it refuses to run in a worker process; set_seed makes the masking reproducible.
+    collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability)
     dataset = [{"input_ids": ids} for ids in train_ids]
     with atomic_dir(output) as tmp:
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
