@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from accelerate.utils import extract_model_from_parallel
 from transformers import TrainerCallback
 
 from tmi_nlp.data.augment import augmented_queries
@@ -18,7 +19,12 @@ from tmi_nlp.store import atomic_save_npy
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], pad_id: int,
                   batch_size: int = 256) -> np.ndarray:
-    """Softmax over the classes for each token-id list (with its special tokens), float32 [n, C]."""
+    """Softmax over the classes for each token-id list (with its special tokens), float32 [n, C].
+
+    Always in full precision: a Trainer with bf16 leaves an autocast wrapper on `model.forward`,
+    which is removed here so that queries at train end equal queries on the reloaded model.
+    """
+    model = extract_model_from_parallel(model, keep_fp32_wrapper=False)
     was_training = model.training
     model.eval()
     device = next(model.parameters()).device

@@ -136,6 +136,8 @@ class FinetuneArguments:
     batch_size: int = field(default=32, metadata={"help": "Examples per batch."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast where supported."})
+    pooling: str = field(default="cls", metadata={
+        "help": "linear: what the head reads, the [CLS] state ('cls') or the mean token state ('mean')."})
 
     def __post_init__(self) -> None:
         from tmi_nlp.models.finetune import FINETUNE_METHODS
@@ -147,6 +149,7 @@ class FinetuneArguments:
         _require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
         _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
         _require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        _require(self.pooling in ("cls", "mean"), s, "pooling", self.pooling, "'cls' or 'mean'")
 
 
 @dataclass
@@ -263,7 +266,9 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 
 
 def _type_name(annotation: Any) -> str:
-    return getattr(annotation, "__name__", str(annotation).replace("typing.", ""))
+    if typing.get_origin(annotation) is not None:
+        return str(annotation).replace("typing.", "")
+    return annotation.__name__
 
 
 def _parse_section(section: str, values: Any) -> Any:

@@ -1,7 +1,10 @@
 """TMI metaclassifiers: per (victim, point) classifiers, and one shared across points."""
 
+import warnings
+
 import numpy as np
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
@@ -35,7 +38,7 @@ def _sklearn_model(name: str, args: AttackArguments, seed: int):
     if name == "logistic":
         return LogisticRegression(class_weight=balanced, max_iter=200)
     if name == "svm":
-        return SVC(class_weight=balanced, probability=False, random_state=seed)
+        return SVC(class_weight=balanced, random_state=seed)
     if name == "knn":
         return KNeighborsClassifier(n_neighbors=5)
     return MLPClassifier(hidden_layer_sizes=(args.hidden_size,), alpha=args.weight_decay,
@@ -53,7 +56,9 @@ def _per_point_sklearn(name: str):
                 if y[v, j].min() == y[v, j].max():  # every shadow on one side: only the prior is known
                     scores[v, j] = float(y[v, j, 0])
                     continue
-                model = _sklearn_model(name, args, seed).fit(x[v, j], y[v, j])
+                with warnings.catch_warnings():  # sklearn's MLP warns at its epoch cap, by design here
+                    warnings.simplefilter("ignore", ConvergenceWarning)
+                    model = _sklearn_model(name, args, seed).fit(x[v, j], y[v, j])
                 if hasattr(model, "decision_function"):
                     scores[v, j] = model.decision_function(feats[v, j]).mean()
                 else:
@@ -101,7 +106,7 @@ def centred_features(feats: np.ndarray, labels: np.ndarray, shuffle: bool,
     v_in, v_out = sum_in[:, 0] / np.maximum(n_in[:, 0], 1), sum_out[:, 0] / np.maximum(n_out[:, 0], 1)
     vx = feats - ((v_in + v_out) / 2)[:, :, None]  # [N, K, A, C]
     x_victim = np.concatenate([vx, np.broadcast_to((v_in - v_out)[:, :, None], vx.shape)], axis=-1)
-    return (x_train.reshape(n, -1, 2 * c).astype(np.float32), y_train.reshape(n, -1),
+    return (x_train.reshape(n, -1, 2 * c).astype(np.float32), np.ascontiguousarray(y_train.reshape(n, -1)),
             x_victim.reshape(n, k * a, 2 * c).astype(np.float32))
 
 

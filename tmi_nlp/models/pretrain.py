@@ -53,7 +53,9 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
                                    warmup=args.warmup_ratio, bf16=args.bf16, seed=seed)
         trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
         result = trainer.train()
-        model.config.architectures = ["BertForMaskedLM"]
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         model.save_pretrained(tmp)
+        # The checkpoint is a plain BertForMaskedLM (same state dict): say so for any loader.
+        model.config.architectures = ["BertForMaskedLM"]
+        model.config.save_pretrained(tmp)
     return {"train_loss": result.training_loss, "steps": result.global_step}

@@ -25,7 +25,7 @@ class FinetuneMethod:
     name: str = ""
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
-              tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
+              tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
         raise NotImplementedError
 
     def load(self, finetuned: Path) -> torch.nn.Module:
@@ -60,7 +60,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
     """Finetune one pretrained model; the query callback writes its query tensor at train end."""
     method = get_method(args.method)
     set_seed(seed)
-    model = method.build(pretrained, num_labels, train_ids, tokenizer)
+    model = method.build(pretrained, num_labels, train_ids, tokenizer, args)
     callback = QueryCallback(challenge_ids, queries_path, num_queries=query.num_augmentations,
                              augmentation=query.augmentation, rate=query.rate,
                              include_original=query.include_original, seed=(seed, 3, model_index),

@@ -5,6 +5,7 @@ from pathlib import Path
 import torch
 from transformers import BertForSequenceClassification, PreTrainedTokenizerBase
 
+from tmi_nlp.config import FinetuneArguments
 from tmi_nlp.models.finetune import FinetuneMethod, register
 
 
@@ -13,7 +14,7 @@ class FullFinetune(FinetuneMethod):
     name = "full"
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
-              tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
+              tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
         # The pooler was never trained by masked-LM pretraining; here it trains with the rest.
         return BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_labels)
 

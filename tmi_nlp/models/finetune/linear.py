@@ -1,54 +1,61 @@
-"""`linear`: the encoder is frozen; a linear head reads its z-scored [CLS] state.
+"""`linear`: the encoder is frozen; a linear head reads its standardised [CLS] (or mean) state.
 
 The reference code's default. An MLM-pretrained checkpoint has no trained pooler, and the raw
-[CLS] state has a few huge coordinates, so the head reads the [CLS] state standardised with the
+hidden states have a few huge coordinates, so the head reads features standardised with the
 training set's mean and standard deviation (without it the head barely learned in a prototype).
-The encoder runs without dropout: it is frozen, so its features should be deterministic.
+The encoder runs without dropout: it is frozen, so its features are deterministic.
 """
 
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file
-from transformers import BertConfig, BertForSequenceClassification, PreTrainedTokenizerBase
+import torch.nn.functional as F
+from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedTokenizerBase
+from transformers.modeling_outputs import SequenceClassifierOutput
 
+from tmi_nlp.config import FinetuneArguments
 from tmi_nlp.models.finetune import FinetuneMethod, register
 
+class BertLinearProbe(BertPreTrainedModel):
+    """Frozen BERT encoder, pooled state ('cls' or masked 'mean', `config.probe_pooling`), z-score, linear."""
 
-class ZScoredCLS(torch.nn.Module):
-    """Pooler replacement: (h[CLS] - mean) / std, with mean and std saved as buffers."""
+    def __init__(self, config) -> None:
+        super().__init__(config)
+        self.num_labels = config.num_labels
+        self.bert = BertModel(config, add_pooling_layer=False)
+        self.register_buffer("feature_mean", torch.zeros(config.hidden_size))
+        self.register_buffer("feature_std", torch.ones(config.hidden_size))
+        self.classifier = torch.nn.Linear(config.hidden_size, config.num_labels)
+        self.post_init()
+        self.bert.requires_grad_(False)
 
-    def __init__(self, hidden_size: int) -> None:
-        super().__init__()
-        self.register_buffer("mean", torch.zeros(hidden_size))
-        self.register_buffer("std", torch.ones(hidden_size))
+    def pooled(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask)[0]
+        if getattr(self.config, "probe_pooling", "cls") == "mean":
+            mask = (attention_mask if attention_mask is not None else torch.ones_like(input_ids)).unsqueeze(-1)
+            return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
+        return hidden[:, 0]
 
-    def forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
-        return (hidden_states[:, 0] - self.mean) / self.std
+    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs) -> SequenceClassifierOutput:
+        features = (self.pooled(input_ids, attention_mask) - self.feature_mean) / self.feature_std
+        logits = self.classifier(features)
+        loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
+        return SequenceClassifierOutput(loss=loss, logits=logits)
 
-
-def _frozen_probe(model: BertForSequenceClassification) -> BertForSequenceClassification:
-    model.bert.pooler = ZScoredCLS(model.config.hidden_size)
-    for param in model.bert.parameters():
-        param.requires_grad_(False)
-    return model
-
-
-@torch.no_grad()
-def _fit_zscore(model: BertForSequenceClassification, train_ids: list[list[int]], pad_id: int) -> None:
-    model.eval()
-    states = []
-    for start in range(0, len(train_ids), 256):
-        batch = train_ids[start:start + 256]
-        width = max(len(x) for x in batch)
-        ids = torch.full((len(batch), width), pad_id)
-        for row, x in enumerate(batch):
-            ids[row, : len(x)] = torch.as_tensor(x)
-        states.append(model.bert(input_ids=ids, attention_mask=(ids != pad_id).long())[0][:, 0])
-    cls = torch.cat(states)
-    model.bert.pooler.mean.copy_(cls.mean(0))
-    model.bert.pooler.std.copy_(cls.std(0).clamp_min(1e-6))
-    model.train()
+    @torch.no_grad()
+    def fit_standardisation(self, train_ids: list[list[int]], pad_id: int, batch_size: int = 256) -> None:
+        self.eval()
+        feats = []
+        for start in range(0, len(train_ids), batch_size):
+            batch = train_ids[start:start + batch_size]
+            ids = torch.full((len(batch), max(len(x) for x in batch)), pad_id)
+            for row, x in enumerate(batch):
+                ids[row, : len(x)] = torch.as_tensor(x)
+            feats.append(self.pooled(ids.to(self.device), (ids != pad_id).long().to(self.device)))
+        feats = torch.cat(feats)
+        self.feature_mean.copy_(feats.mean(0))
+        self.feature_std.copy_(feats.std(0).clamp_min(1e-6))
+        self.train()
 
 
 @register
@@ -56,14 +63,14 @@ class LinearProbe(FinetuneMethod):
     name = "linear"
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
-              tokenizer: PreTrainedTokenizerBase) -> torch.nn.Module:
-        model = BertForSequenceClassification.from_pretrained(
-            pretrained, num_labels=num_labels, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
-        model = _frozen_probe(model)
-        _fit_zscore(model, train_ids, tokenizer.pad_token_id)
+              tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
+        config = BertConfig.from_pretrained(pretrained, num_labels=num_labels, hidden_dropout_prob=0.0,
+                                            attention_probs_dropout_prob=0.0)
+        config.probe_pooling = args.pooling
+        model = BertLinearProbe.from_pretrained(pretrained, config=config)
+        model.bert.requires_grad_(False)  # again: loading may reset requires_grad
+        model.fit_standardisation(train_ids, tokenizer.pad_token_id)
         return model
 
     def load(self, finetuned: Path) -> torch.nn.Module:
-        model = _frozen_probe(BertForSequenceClassification(BertConfig.from_pretrained(finetuned)))
-        model.load_state_dict(load_file(finetuned / "model.safetensors"))
-        return model
+        return BertLinearProbe.from_pretrained(finetuned)

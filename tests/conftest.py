@@ -1,0 +1,34 @@
+import os
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ["HF_DATASETS_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+
+from tmi_nlp.config import recipe_from_dict  # noqa: E402
+
+TINY = {
+    "run": {"num_models": 4, "num_points": 16, "workers": 1},
+    "data": {"pool_size": 48, "num_train": 160, "num_eval": 40},
+    "tokenizer": {"vocab_size": 400},
+    "model": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+              "max_length": 48},
+    "pretrain": {"epochs": 2.0, "batch_size": 16},
+    "finetune": {"epochs": 1.0, "batch_size": 32},
+    "query": {"num_augmentations": 3},
+    "attack": {"epochs": 3, "bootstrap": 10},
+}
+
+
+def tiny_recipe(tmp_path, **sections):
+    raw = {k: dict(v) for k, v in TINY.items()}
+    raw["run"]["output_dir"] = str(tmp_path / "runs")
+    for section, values in sections.items():
+        raw.setdefault(section, {}).update(values)
+    return recipe_from_dict(raw)
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    return lambda **sections: tiny_recipe(tmp_path, **sections)

@@ -1,0 +1,90 @@
+import numpy as np
+import pytest
+
+from tmi_nlp.config import DataArguments
+from tmi_nlp.data.augment import augment, augmented_queries
+from tmi_nlp.data.loading import DataError, check_columns, load_downstream, load_pool
+from tmi_nlp.data.plan import Plan, make_plan
+from tmi_nlp.data.synthetic import LABEL_NAMES, synthetic_downstream, synthetic_pool
+
+
+def test_synthetic_data_is_seeded_distinct_and_disjoint():
+    pool = synthetic_pool(300, seed=3)
+    assert pool == synthetic_pool(300, seed=3) and pool != synthetic_pool(300, seed=4)
+    texts, labels = synthetic_downstream(500, seed=3)
+    assert len(set(pool)) == 300 and not set(pool) & set(texts)
+    assert set(labels) == set(range(len(LABEL_NAMES)))
+
+
+def test_plan_is_seeded_and_half_in(tmp_path):
+    pool = [f"text {i}" for i in range(400)]
+    plan = make_plan(pool, num_models=32, num_points=50, seed=1)
+    assert plan.keep.shape == (32, 400) and plan.labels().shape == (32, 50)
+    assert abs(plan.keep.mean() - 0.5) < 0.02
+    assert len(set(plan.challenge.tolist())) == 50
+    again = make_plan(pool, 32, 50, seed=1)
+    assert (again.keep == plan.keep).all() and (again.challenge == plan.challenge).all()
+    assert not (make_plan(pool, 32, 50, seed=2).keep == plan.keep).all()
+    plan.save(tmp_path)
+    loaded = Plan.load(tmp_path)
+    assert loaded.pool == pool and (loaded.keep == plan.keep).all()
+
+
+def test_local_csv_with_column_mapping(tmp_path):
+    pool_file = tmp_path / "pool.csv"
+    pool_file.write_text("body\n" + "\n".join(f"record number {i} of the pool" for i in range(30)) + "\n")
+    task = tmp_path / "task.csv"
+    rows = [f"sentence {i} is {'good' if i % 2 else 'bad'},{i % 2}" for i in range(60)]
+    task.write_text("sentence,y\nrecord number 3 of the pool,0\n" + "\n".join(rows) + "\n")
+    args = DataArguments(pool=str(pool_file), pool_text_column="body", pool_size=20,
+                         downstream=str(task), downstream_text_column="sentence",
+                         downstream_label_column="y", num_train=40, num_eval=10)
+    check_columns(args)
+    pool = load_pool(args, seed=0)
+    assert len(pool) == 20 and all(t.startswith("record number") for t in pool)
+    task_data = load_downstream(args, seed=0, pool=pool + ["record number 3 of the pool"])
+    assert task_data.num_labels == 2 and len(task_data.train_texts) == 40
+    assert "record number 3 of the pool" not in task_data.train_texts + task_data.eval_texts
+
+
+@pytest.mark.parametrize("field, value, fragment", [
+    ("pool_text_column", "text", "data.pool_text_column = 'text': no such column"),
+    ("downstream_label_column", "label", "data.downstream_label_column = 'label': no such column"),
+])
+def test_missing_columns_are_named(tmp_path, field, value, fragment):
+    (tmp_path / "pool.csv").write_text("body\nsome text\nmore text\n")
+    (tmp_path / "task.csv").write_text("sentence,y\na,0\nb,1\nc,0\n")
+    args = DataArguments(pool=str(tmp_path / "pool.csv"), pool_text_column="body", pool_size=2,
+                         downstream=str(tmp_path / "task.csv"), downstream_text_column="sentence",
+                         downstream_label_column="y", num_train=2, num_eval=1)
+    setattr(args, field, value)
+    with pytest.raises(DataError, match=fragment.replace("(", r"\(").replace(")", r"\)")):
+        check_columns(args)
+
+
+def test_bad_labels_and_small_pool_are_refused(tmp_path):
+    (tmp_path / "task.csv").write_text("text,label\na,pos\nb,neg\n")
+    with pytest.raises(DataError, match="row 0 has label 'pos'"):
+        check_columns(DataArguments(downstream=str(tmp_path / "task.csv"), pool_size=2))
+    (tmp_path / "pool.txt").write_text("one\ntwo\n")
+    with pytest.raises(DataError, match="data.pool_size = 5: the pool .* has only 2"):
+        load_pool(DataArguments(pool=str(tmp_path / "pool.txt"), pool_size=5), seed=0)
+
+
+def test_augmentations():
+    ids = list(range(10, 60))
+    rng = np.random.default_rng(0)
+    deleted = augment(ids, "delete", 0.3, rng, mask_id=4, first_regular=5, vocab_size=100)
+    assert 0 < len(deleted) < len(ids) and set(deleted) <= set(ids)
+    masked = augment(ids, "mask", 0.3, rng, 4, 5, 100)
+    assert len(masked) == len(ids) and 0 < masked.count(4) < len(ids)
+    swapped = augment(ids, "swap", 0.3, rng, 4, 5, 100)
+    assert sorted(swapped) == ids and swapped != ids
+    subbed = augment(ids, "substitute", 1.0, rng, 4, 5, 100)
+    assert all(5 <= t < 100 for t in subbed)
+    assert augment(ids, "delete", 1.0, rng, 4, 5, 100) != []  # never an empty text
+    texts = [ids, ids[:5]]
+    q1 = augmented_queries(texts, 4, "delete", 0.2, True, (0, 3, 1), 4, 5, 100)
+    assert len(q1) == 8 and q1[0] == ids and q1[4] == ids[:5]
+    assert q1 == augmented_queries(texts, 4, "delete", 0.2, True, (0, 3, 1), 4, 5, 100)
+    assert q1 != augmented_queries(texts, 4, "delete", 0.2, True, (0, 3, 2), 4, 5, 100)

@@ -1,0 +1,35 @@
+import numpy as np
+import pytest
+
+from tmi_nlp.metrics import membership_metrics, tpr_at_fpr
+
+
+def pairwise_auc(labels, scores):
+    pos, neg = scores[labels], scores[~labels]
+    return np.mean((pos[:, None] > neg[None]) + 0.5 * (pos[:, None] == neg[None]))
+
+
+def test_auc_matches_pairwise_definition():
+    rng = np.random.default_rng(0)
+    labels = rng.random(300) < 0.4
+    scores = rng.normal(size=300) + labels * 0.7
+    m = membership_metrics(labels, scores, bootstrap=100)
+    assert m["auc"] == pytest.approx(pairwise_auc(labels, scores), abs=1e-12)
+    lo, hi = m["auc_ci95"]
+    assert lo < m["auc"] < hi and hi - lo < 0.2
+    assert m["num_records"] == 300 and m["num_members"] == labels.sum()
+
+
+def test_tpr_at_fpr_and_separable_case():
+    labels = np.array([1, 1, 1, 0, 0, 0, 0, 0, 0, 0], bool)
+    scores = np.array([0.9, 0.8, 0.1, 0.7, 0.3, 0.2, 0.2, 0.1, 0.0, 0.0])
+    assert tpr_at_fpr(labels, scores, 0.0) == pytest.approx(2 / 3)
+    assert tpr_at_fpr(labels, scores, 4 / 7) == pytest.approx(2 / 3)
+    assert tpr_at_fpr(labels, scores, 5 / 7 + 1e-9) == pytest.approx(1.0)
+    perfect = membership_metrics(labels, labels.astype(float))
+    assert perfect["auc"] == 1 and perfect["tpr@0.001"] == 1 and perfect["balanced_accuracy"] == 1
+
+
+def test_one_sided_labels_are_refused():
+    with pytest.raises(ValueError, match="all 3 records are on one side"):
+        membership_metrics(np.ones(3, bool), np.zeros(3))

@@ -1,0 +1,97 @@
+"""End to end on tiny models: files of the on-disk contract, resume after SIGKILL, refusals."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+import yaml
+
+from tmi_nlp import pipeline
+from tmi_nlp.cli import main
+from tmi_nlp.config import RecipeError, load_recipe
+from tmi_nlp.data.loading import DataError
+from tmi_nlp.store import RunDir
+
+
+def test_run_writes_the_contract_and_skips_finished_work(tiny):
+    recipe = tiny()
+    summary = pipeline.run_all(recipe, progress=False)
+    run = RunDir(recipe.run_dir)
+    n, k, a = 4, 16, 3
+    assert np.load(run.plan / "keep.npy").shape == (n, 48)
+    for i in range(n):
+        assert (run.pretrained(i) / "model.safetensors").exists()
+        assert np.load(run.queries(i)).shape == (k, a, 8)
+        assert json.loads((run.finetuned(i) / "metrics.json").read_text())["method"] == "linear"
+    for name in ("mlp", "shared_centred"):
+        assert np.load(run.attack(name) / "scores.npy").shape == (n, k)
+        assert 0 <= summary["attacks"][name]["auc"] <= 1
+    assert (run.report / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    assert yaml.safe_load(run.config.read_text()) == recipe.to_dict()
+    stamp = (run.pretrained(0) / "model.safetensors").stat().st_mtime_ns
+    assert pipeline.train_models(recipe, progress=False) == []
+    assert (run.pretrained(0) / "model.safetensors").stat().st_mtime_ns == stamp
+
+
+def test_changed_recipe_refuses_to_mix_artifacts(tiny):
+    pipeline.prepare(tiny())
+    with pytest.raises(RecipeError, match=r"pretrain.epochs: 2.0 -> 3.0"):
+        pipeline.prepare(tiny(pretrain={"epochs": 3.0}))
+    pipeline.prepare(tiny(run={"workers": 2}))  # how a run executes may change
+
+
+def test_missing_column_stops_before_training(tmp_path, capsys):
+    task = tmp_path / "task.csv"
+    task.write_text("sentence,label\n" + "\n".join(f"s {i},{i % 2}" for i in range(20)) + "\n")
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(yaml.safe_dump({"run": {"output_dir": str(tmp_path / "runs"), "num_points": 10},
+                                      "data": {"downstream": str(task), "pool_size": 50}}))
+    assert main(["run", str(recipe)]) == 2
+    assert "data.downstream_text_column = 'text': no such column" in capsys.readouterr().err
+    assert not (tmp_path / "runs" / "demo" / "models").exists()
+    with pytest.raises(DataError):
+        pipeline.prepare(load_recipe(recipe))
+
+
+def test_unknown_key_exits_cleanly(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text("pretrain: {epochz: 3}\n")
+    assert main(["run", str(recipe)]) == 2
+    assert "pretrain.epochz: unknown key" in capsys.readouterr().err
+
+
+def _write_recipe(tiny, tmp_path, name):
+    recipe = tiny(run={"name": name})
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(recipe.to_yaml())
+    return recipe, path
+
+
+def test_killed_run_resumes_to_identical_scores(tiny, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    ref_recipe, ref_path = _write_recipe(tiny, tmp_path, "straight")
+    subprocess.run([sys.executable, "-m", "tmi_nlp.cli", "run", str(ref_path)], check=True, env=env,
+                   capture_output=True)
+    recipe, path = _write_recipe(tiny, tmp_path, "killed")
+    run = RunDir(recipe.run_dir)
+    proc = subprocess.Popen([sys.executable, "-m", "tmi_nlp.cli", "run", str(path)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    deadline = time.time() + 300
+    while not run.queries(1).exists() and time.time() < deadline:
+        time.sleep(0.05)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert run.queries(1).exists() and not (run.attack("mlp") / "metrics.json").exists()
+    stamp = (run.pretrained(0) / "model.safetensors").stat().st_mtime_ns
+    subprocess.run([sys.executable, "-m", "tmi_nlp.cli", "run", str(path)], check=True, env=env,
+                   capture_output=True)
+    assert (run.pretrained(0) / "model.safetensors").stat().st_mtime_ns == stamp  # not retrained
+    for name in ("mlp", "shared_centred"):
+        ref = np.load(RunDir(ref_recipe.run_dir).attack(name) / "scores.npy")
+        assert np.array_equal(np.load(run.attack(name) / "scores.npy"), ref)
+    assert not list(run.root.rglob(".*.tmp-*"))
