@@ -157,7 +157,7 @@ class QueryArguments:
     num_augmentations: int = field(default=8, metadata={"help": "Augmented queries A per challenge point."})
     augmentation: str = field(default="delete", metadata={
         "help": "Token-level augmentation: delete, mask, swap, substitute, or none."})
-    rate: float = field(default=0.15, metadata={"help": "Per-token probability of the augmentation."})
+    rate: float = field(default=0.05, metadata={"help": "Per-token probability of the augmentation."})
     include_original: bool = field(default=True, metadata={
         "help": "Query 0 is the unaugmented text (the other A-1 are augmented)."})
     batch_size: int = field(default=256, metadata={"help": "Texts per query forward pass."})
