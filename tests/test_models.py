@@ -96,3 +96,15 @@ def test_query_callback_on_a_users_own_trainer(setup, tmp_path):
                             data_collator=DataCollatorWithPadding(s["tok"]), callbacks=[callback])
     trainer.train()
     assert np.load(tmp_path / "mine.npy").shape == (6, 4, 8)
+
+
+def test_tokenizer_is_reproducible_across_processes():
+    import subprocess
+    import sys
+
+    code = ("from tmi_nlp.models.tokenizer import train_wordpiece; from tmi_nlp.data.synthetic import "
+            "synthetic_pool; t = train_wordpiece(synthetic_pool(200, 0), 1000); "
+            "print(sorted(t.get_vocab().items()))")
+    outs = {subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+            for _ in range(3)}
+    assert len(outs) == 1
