@@ -4,8 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from tmi_nlp.attacks import ATTACKS, run_attack
-from tmi_nlp.attacks import batched_mlp, reference
+from tmi_nlp.attacks import ATTACKS, batched_mlp, reference, run_attack
 from tmi_nlp.attacks.features import loo_training_sets, phi, tmi_features
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics

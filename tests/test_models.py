@@ -89,10 +89,10 @@ def test_query_callback_on_a_users_own_trainer(setup, tmp_path):
     model = BertForSequenceClassification(bert_config(MODEL, s["tok"], num_labels=8))
     callback = QueryCallback(s["challenge"], tmp_path / "mine.npy", num_queries=4, augmentation="mask",
                              rate=0.2, include_original=False, seed=(0, 1), tokenizer=s["tok"])
-    trainer = quiet_trainer(model=model, args=training_arguments(tmp_path / "t", epochs=1, learning_rate=1e-3,
-                                                                  batch_size=16, weight_decay=0, warmup=0,
-                                                                  bf16=False, seed=0),
-                            train_dataset=[{"input_ids": x, "labels": y} for x, y in zip(s["train"], s["labels"])],
+    targs = training_arguments(tmp_path / "t", epochs=1, learning_rate=1e-3, batch_size=16, weight_decay=0,
+                               warmup=0, bf16=False, seed=0)
+    rows = [{"input_ids": x, "labels": y} for x, y in zip(s["train"], s["labels"], strict=True)]
+    trainer = quiet_trainer(model=model, args=targs, train_dataset=rows,
                             data_collator=DataCollatorWithPadding(s["tok"]), callbacks=[callback])
     trainer.train()
     assert np.load(tmp_path / "mine.npy").shape == (6, 4, 8)

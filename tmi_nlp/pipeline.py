@@ -15,7 +15,6 @@ import multiprocessing
 import os
 import time
 from collections.abc import Iterable
-from pathlib import Path
 
 import numpy as np
 import yaml

@@ -9,7 +9,7 @@ import json
 import os
 import shutil
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -135,12 +135,3 @@ class RunDir:
     def report(self) -> Path:
         return self.root / "report"
 
-
-def cached(path: Path, build: Callable[[], Any], save: Callable[[Path, Any], None],
-           load: Callable[[Path], Any]) -> Any:
-    """Load `path` if it exists, else build, save atomically and return."""
-    if path.exists():
-        return load(path)
-    value = build()
-    save(path, value)
-    return value

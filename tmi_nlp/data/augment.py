@@ -8,7 +8,8 @@ import numpy as np
 Augmentation = Callable[[np.ndarray, np.random.Generator, float, int, tuple[int, int]], np.ndarray]
 
 
-def _delete(ids: np.ndarray, rng: np.random.Generator, rate: float, mask_id: int, regular: tuple[int, int]) -> np.ndarray:
+def _delete(ids: np.ndarray, rng: np.random.Generator, rate: float, mask_id: int,
+            regular: tuple[int, int]) -> np.ndarray:
     kept = ids[rng.random(len(ids)) >= rate]
     return kept if len(kept) else ids[rng.integers(len(ids)), None]
 
@@ -17,7 +18,8 @@ def _mask(ids: np.ndarray, rng: np.random.Generator, rate: float, mask_id: int, 
     return np.where(rng.random(len(ids)) < rate, mask_id, ids)
 
 
-def _substitute(ids: np.ndarray, rng: np.random.Generator, rate: float, mask_id: int, regular: tuple[int, int]) -> np.ndarray:
+def _substitute(ids: np.ndarray, rng: np.random.Generator, rate: float, mask_id: int,
+                regular: tuple[int, int]) -> np.ndarray:
     return np.where(rng.random(len(ids)) < rate, rng.integers(*regular, len(ids)), ids)
 
 

@@ -6,6 +6,7 @@ import torch
 import transformers
 from transformers import PrinterCallback, Trainer, TrainingArguments
 
+
 def bf16_supported() -> bool:
     if torch.cuda.is_available():
         return torch.cuda.is_bf16_supported()

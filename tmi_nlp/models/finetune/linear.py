@@ -16,6 +16,7 @@ from transformers.modeling_outputs import SequenceClassifierOutput
 from tmi_nlp.config import FinetuneArguments
 from tmi_nlp.models.finetune import FinetuneMethod, register
 
+
 class BertLinearProbe(BertPreTrainedModel):
     """Frozen BERT encoder, pooled state ('cls' or masked 'mean', `config.probe_pooling`), z-score, linear."""
 
