@@ -16,6 +16,17 @@ from tmi_nlp.data.augment import augmented_queries
 from tmi_nlp.store import atomic_save_npy
 
 
+def pad_batch(id_lists: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Right-pad token-id lists into (input_ids, attention_mask), both long [n, longest]."""
+    width = max(len(x) for x in id_lists)
+    ids = torch.full((len(id_lists), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(id_lists), width), dtype=torch.long)
+    for row, x in enumerate(id_lists):
+        ids[row, : len(x)] = torch.as_tensor(x)
+        mask[row, : len(x)] = 1
+    return ids, mask
+
+
 @torch.no_grad()
 def predict_proba(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], pad_id: int,
                   batch_size: int = 256) -> np.ndarray:
@@ -32,13 +43,7 @@ def predict_proba(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], pad
     order = np.argsort([len(x) for x in id_lists], kind="stable")
     out: list[np.ndarray] = []
     for start in range(0, len(order), batch_size):
-        batch = [id_lists[i] for i in order[start:start + batch_size]]
-        width = max(len(x) for x in batch)
-        ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        mask = torch.zeros((len(batch), width), dtype=torch.long)
-        for row, x in enumerate(batch):
-            ids[row, : len(x)] = torch.as_tensor(x)
-            mask[row, : len(x)] = 1
+        ids, mask = pad_batch([id_lists[i] for i in order[start:start + batch_size]], pad_id)
         logits = model(input_ids=ids.to(device), attention_mask=mask.to(device)).logits
         out.append(torch.softmax(logits.float(), dim=-1).cpu().numpy())
     probs = np.concatenate(out) if out else np.zeros((0, 0), np.float32)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedTokenizerBase
 from transformers.modeling_outputs import SequenceClassifierOutput
 
+from tmi_nlp.callbacks import pad_batch
 from tmi_nlp.config import FinetuneArguments
 from tmi_nlp.models.finetune import FinetuneMethod, register
 
@@ -48,11 +49,8 @@ class BertLinearProbe(BertPreTrainedModel):
         self.eval()
         feats = []
         for start in range(0, len(train_ids), batch_size):
-            batch = train_ids[start:start + batch_size]
-            ids = torch.full((len(batch), max(len(x) for x in batch)), pad_id)
-            for row, x in enumerate(batch):
-                ids[row, : len(x)] = torch.as_tensor(x)
-            feats.append(self.pooled(ids.to(self.device), (ids != pad_id).long().to(self.device)))
+            ids, mask = pad_batch(train_ids[start:start + batch_size], pad_id)
+            feats.append(self.pooled(ids.to(self.device), mask.to(self.device)))
         feats = torch.cat(feats)
         self.feature_mean.copy_(feats.mean(0))
         self.feature_std.copy_(feats.std(0).clamp_min(1e-6))
