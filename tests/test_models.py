@@ -5,13 +5,18 @@ import json
 import numpy as np
 import pytest
 import torch
-from safetensors.torch import load_file
-from transformers import BertForMaskedLM, DataCollatorForLanguageModeling, DataCollatorWithPadding, set_seed
+from transformers import (
+    BertForMaskedLM,
+    BertForSequenceClassification,
+    DataCollatorForLanguageModeling,
+    DataCollatorWithPadding,
+    set_seed,
+)
 
-from tmi_nlp.callbacks import QueryCallback
+from tmi_nlp.callbacks import QueryCallback, predict_proba
 from tmi_nlp.config import FinetuneArguments, ModelArguments, PretrainArguments, QueryArguments
 from tmi_nlp.data.synthetic import synthetic_downstream, synthetic_pool
-from tmi_nlp.models.finetune import FINETUNE_METHODS, finetune_model, load_finetuned
+from tmi_nlp.models.finetune import FINETUNE_METHODS, finetune_model, get_method, load_finetuned
 from tmi_nlp.models.pretrain import BertForMaskedLMSparse, bert_config, pretrain_model
 from tmi_nlp.models.tokenizer import train_wordpiece
 from tmi_nlp.models.training import quiet_trainer, training_arguments
@@ -55,36 +60,95 @@ def test_pretrained_checkpoint_is_safetensors_and_loads_as_bert(setup):
     BertForMaskedLM.from_pretrained(path)
 
 
-@pytest.mark.parametrize("method", sorted(FINETUNE_METHODS))
-def test_finetune_method_trains_the_right_parameters(setup, method, tmp_path):
+# The shared tester: every method (DP over each parameter set) trains exactly the parameters it names.
+METHOD_CASES = [("full", {}), ("linear", {}), ("lora", {}), ("dp", {"dp_parameters": "full"}),
+                ("dp", {"dp_parameters": "linear"}), ("dp", {"dp_parameters": "lora"})]
+
+
+def _may_change(kind: str, name: str) -> bool:
+    if kind == "full":
+        return True
+    if kind == "linear":
+        return name.startswith("classifier.")
+    return "lora_" in name or "modules_to_save" in name  # lora
+
+
+def test_every_method_is_in_the_shared_tester():
+    assert {m for m, _ in METHOD_CASES} == set(FINETUNE_METHODS)
+
+
+@pytest.mark.parametrize(("method", "extra"), METHOD_CASES,
+                         ids=[m + "-" + "".join(e.values()) for m, e in METHOD_CASES])
+def test_finetune_method_trains_the_right_parameters(setup, method, extra, tmp_path):
     s = setup
-    args = FinetuneArguments(method=method, epochs=1.0, learning_rate=1e-3)
+    args = FinetuneArguments(method=method, epochs=1.0, learning_rate=1e-3, batch_size=16, **extra)
+    kind = extra.get("dp_parameters", method)
     query = QueryArguments(num_augmentations=3)
+    set_seed(0)
+    model = get_method(method).build(s["root"] / "pretrained", 8, s["train"], s["tok"], args)
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
     metrics = finetune_model(s["root"] / "pretrained", s["train"], s["labels"], s["eval"], s["eval_labels"], 8,
                              s["tok"], args, query, s["challenge"], seed=0, model_index=0,
-                             output=tmp_path / "ft", queries_path=tmp_path / "q.npy")
+                             output=tmp_path / "ft", queries_path=tmp_path / "q.npy", model=model)
     q = np.load(tmp_path / "q.npy")
     assert q.shape == (6, 3, 8) and np.allclose(q.sum(-1), 1, atol=1e-5)
     assert metrics["method"] == method and 0 <= metrics["eval_accuracy"] <= 1
-    before = load_file(s["root"] / "pretrained" / "model.safetensors")
-    after = load_file(tmp_path / "ft" / "model.safetensors")
-    changed = {k for k in before if k in after and not torch.equal(before[k], after[k])}
-    encoder = {k for k in before if k.startswith("bert.encoder") or k.startswith("bert.embeddings")}
-    if method == "linear":
-        assert not changed & encoder
-    else:
-        assert encoder <= changed | {"bert.embeddings.token_type_embeddings.weight"}
+    changed = {n for n, p in model.named_parameters() if not torch.equal(before[n], p.detach())}
+    assert changed, "nothing trained"
+    assert all(_may_change(kind, n) for n in changed), sorted(n for n in changed if not _may_change(kind, n))
+    trainable = {n for n, p in model.named_parameters() if p.requires_grad}
+    assert all(_may_change(kind, n) for n in trainable)
+    if kind == "full":
+        encoder = {n for n in before if ".encoder." in n}
+        assert encoder <= changed
+    if kind == "lora":
+        assert any("lora_B" in n for n in changed) and any("pooler" in n for n in changed)
+        assert any("classifier" in n for n in changed)
+    if method == "dp":
+        assert 0.9 * args.dp_epsilon <= metrics["epsilon"] <= 1.01 * args.dp_epsilon
+        assert metrics["noise_multiplier"] > 0 and metrics["dp_steps"] == metrics["steps"]
+    files = {p.name for p in (tmp_path / "ft").iterdir()}
+    assert not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
+    assert ("adapter_model.safetensors" if kind == "lora" else "model.safetensors") in files
     reloaded = load_finetuned(tmp_path / "ft")
-    from tmi_nlp.callbacks import predict_proba
-
     again = predict_proba(reloaded, [[s["tok"].cls_token_id, *x, s["tok"].sep_token_id] for x in s["challenge"]],
                           s["tok"].pad_token_id)
     assert np.allclose(again, q[:, 0], atol=1e-4)  # query 0 is the unaugmented text
 
 
-def test_query_callback_on_a_users_own_trainer(setup, tmp_path):
-    from transformers import BertForSequenceClassification
+def test_lora_with_an_unknown_module_name_is_a_clear_error(setup):
+    args = FinetuneArguments(method="lora", lora_target_modules=["q_proj"])
+    with pytest.raises(ValueError, match="q_proj"):
+        get_method("lora").build(setup["root"] / "pretrained", 8, setup["train"], setup["tok"], args)
 
+
+def test_dp_per_example_gradients_match_a_micro_batch_reference(setup):
+    """opacus's per-example gradients on a tiny BERT equal one backward pass per example."""
+    from opacus import GradSampleModule
+
+    from tmi_nlp.models.finetune.dp import ExplicitIdsCollator
+
+    s = setup
+    set_seed(0)
+    config = bert_config(MODEL, s["tok"], num_labels=8)
+    config.hidden_dropout_prob = config.attention_probs_dropout_prob = 0.0  # opacus hooks need train mode
+    model = BertForSequenceClassification(config).train()
+    grad_sample_module = GradSampleModule(model, loss_reduction="mean")
+    rows = [{"input_ids": x[: 12 + 7 * i], "labels": y}  # different lengths, so padding is exercised
+            for i, (x, y) in enumerate(zip(s["train"][:5], s["labels"][:5], strict=True))]
+    collate = ExplicitIdsCollator(s["tok"])
+    model(**collate(rows)).loss.backward()
+    per_example = {n: p.grad_sample.clone() for n, p in model.named_parameters()}
+    grad_sample_module.disable_hooks()
+    for i, row in enumerate(rows):
+        model.zero_grad(set_to_none=True)
+        model(**collate([row])).loss.backward()
+        for name, p in model.named_parameters():
+            reference = p.grad if p.grad is not None else torch.zeros_like(p)
+            assert torch.allclose(per_example[name][i], reference, atol=1e-5), (name, i)
+
+
+def test_query_callback_on_a_users_own_trainer(setup, tmp_path):
     s = setup
     model = BertForSequenceClassification(bert_config(MODEL, s["tok"], num_labels=8))
     callback = QueryCallback(s["challenge"], tmp_path / "mine.npy", num_queries=4, augmentation="mask",

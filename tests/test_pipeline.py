@@ -38,6 +38,26 @@ def test_run_writes_the_contract_and_skips_finished_work(tiny):
     assert (run.pretrained(0) / "model.safetensors").stat().st_mtime_ns == stamp
 
 
+def test_lora_and_dp_runs_reuse_another_runs_pretraining(tiny):
+    base = tiny(run={"name": "base"})
+    pipeline.prepare(base)
+    pipeline.train_models(base, stages=("pretrain",), progress=False)
+    for method in ("lora", "dp"):
+        recipe = tiny(run={"name": method, "pretrained_from": str(base.run_dir)},
+                      finetune={"method": method, "dp_parameters": "lora"})
+        summary = pipeline.run_all(recipe, progress=False)
+        run, source = RunDir(recipe.run_dir), RunDir(base.run_dir)
+        weights = [(r.pretrained(0) / "model.safetensors").stat().st_ino for r in (run, source)]
+        assert weights[0] == weights[1]  # hard-linked, not pretrained again
+        assert summary["method"] == method and summary["attacks"]["mlp"]["method"] == method
+        if method == "dp":
+            assert 7.9 <= summary["epsilon"]["max"] <= 8.08 and summary["delta"] == 1e-5
+        else:
+            assert "epsilon" not in summary
+    with pytest.raises(RecipeError, match="pretrain.epochs: 2.0 -> 3.0"):
+        pipeline.prepare(tiny(run={"name": "other", "pretrained_from": str(base.run_dir)}, pretrain={"epochs": 3.0}))
+
+
 def test_changed_recipe_refuses_to_mix_artifacts(tiny):
     pipeline.prepare(tiny())
     with pytest.raises(RecipeError, match=r"pretrain.epochs: 2.0 -> 3.0"):

@@ -31,6 +31,9 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
           f"A={recipe.query.num_augmentations} {recipe.query.augmentation} queries, "
           f"{recipe.finetune.method} finetuning; {seconds:.0f} s)")
     print(summary_table(summary["attacks"], summary["victim_accuracy"]))
+    if "epsilon" in summary:
+        print(f"DP-SGD: epsilon spent {summary['epsilon']['max']:.2f} at delta {summary['delta']:g} "
+              f"(target {recipe.finetune.dp_epsilon:g})")
     print(f"metrics: {recipe.run_dir / 'report' / 'metrics.json'}   ROC: {recipe.run_dir / 'report' / 'roc.png'}")
 
 

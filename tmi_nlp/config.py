@@ -37,6 +37,10 @@ class RunArguments:
     num_points: int = field(default=200, metadata={"help": "Challenge points K drawn from the pool."})
     workers: int = field(default=0, metadata={"help": "Worker processes over models (0: pick for machine)."})
     threads_per_worker: int = field(default=0, metadata={"help": "Torch threads per worker (0: pick)."})
+    pretrained_from: str = field(default="", metadata={
+        "help": "Run folder whose plan, tokenizer and pretrained models this run reuses (its data, "
+                "tokenizer, model and pretrain sections, seed and sizes must equal this recipe's): "
+                "compare finetuning methods or attacks without pretraining again."})
 
     def __post_init__(self) -> None:
         s = "run"
@@ -138,6 +142,19 @@ class FinetuneArguments:
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast where supported."})
     pooling: str = field(default="cls", metadata={
         "help": "linear: what the head reads, the [CLS] state ('cls') or the mean token state ('mean')."})
+    lora_r: int = field(default=8, metadata={"help": "lora: adapter rank."})
+    lora_alpha: float = field(default=16.0, metadata={"help": "lora: scaling numerator (scale = alpha / r)."})
+    lora_dropout: float = field(default=0.0, metadata={"help": "lora: dropout on the adapter input."})
+    lora_target_modules: list[str] = field(default_factory=lambda: ["query", "value"], metadata={
+        "help": "lora: names of the Linear layers that get adapters."})
+    lora_modules_to_save: list[str] = field(default_factory=lambda: ["classifier", "pooler"], metadata={
+        "help": "lora: modules trained in full next to the adapters. Keep 'pooler': masked-LM pretraining "
+                "never trains it, so a frozen pooler feeds the head random features."})
+    dp_parameters: str = field(default="linear", metadata={
+        "help": "dp: which parameters train under DP-SGD, as in the method of that name: full, linear or lora."})
+    dp_epsilon: float = field(default=8.0, metadata={"help": "dp: target epsilon, spent by the last step."})
+    dp_delta: float = field(default=1e-5, metadata={"help": "dp: target delta."})
+    dp_max_grad_norm: float = field(default=1.0, metadata={"help": "dp: per-example gradient clipping norm."})
 
     def __post_init__(self) -> None:
         from tmi_nlp.models.finetune import FINETUNE_METHODS
@@ -150,6 +167,20 @@ class FinetuneArguments:
         _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
         _require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
         _require(self.pooling in ("cls", "mean"), s, "pooling", self.pooling, "'cls' or 'mean'")
+        _require(self.lora_r >= 1, s, "lora_r", self.lora_r, "an integer >= 1")
+        _require(self.lora_alpha > 0, s, "lora_alpha", self.lora_alpha, "a number > 0")
+        _require(0 <= self.lora_dropout < 1, s, "lora_dropout", self.lora_dropout, "a number in [0, 1)")
+        _require(len(self.lora_target_modules) >= 1, s, "lora_target_modules", self.lora_target_modules,
+                 "a non-empty list of module names")
+        _require(self.dp_parameters in ("full", "linear", "lora"), s, "dp_parameters", self.dp_parameters,
+                 "one of ['full', 'linear', 'lora']")
+        _require(self.dp_epsilon > 0, s, "dp_epsilon", self.dp_epsilon, "a number > 0")
+        _require(0 < self.dp_delta < 1, s, "dp_delta", self.dp_delta, "a number in (0, 1)")
+        _require(self.dp_max_grad_norm > 0, s, "dp_max_grad_norm", self.dp_max_grad_norm, "a number > 0")
+        if self.method == "dp":
+            # Poisson sampling: a batch is empty with probability exp(-batch_size) per step.
+            _require(self.batch_size >= 16, s, "batch_size", self.batch_size,
+                     "an integer >= 16 with method 'dp' (Poisson batches of a smaller mean can be empty)")
 
 
 @dataclass

@@ -13,6 +13,7 @@ killed at any point resumes where it stopped and ends with the same numbers.
 import json
 import multiprocessing
 import os
+import shutil
 import time
 from collections.abc import Iterable
 
@@ -23,10 +24,13 @@ from tqdm.auto import tqdm
 from tmi_nlp.config import Recipe, RecipeError, recipe_from_dict
 from tmi_nlp.data.loading import check_columns, load_downstream, load_pool
 from tmi_nlp.data.plan import Plan, make_plan
-from tmi_nlp.store import RunDir, atomic_save_npy, atomic_write_json, atomic_write_text, clean_temporaries
+from tmi_nlp.store import RunDir, atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text, clean_temporaries
 
 # Fields that change how a run executes, not what it computes: they may differ on resume.
-EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker")}
+EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "pretrained_from")}
+# What the plan, the tokenizer and the pretrained models depend on.
+PRETRAINING_FIELDS = {"run": ("seed", "num_models", "num_points"), "data": None, "tokenizer": None, "model": None,
+                      "pretrain": None}
 
 
 def _differences(old: dict, new: dict) -> list[str]:
@@ -53,6 +57,8 @@ def prepare(recipe: Recipe) -> RunDir:
     clean_temporaries(run.root)
     if not run.config.exists():
         atomic_write_text(run.config, recipe.to_yaml())
+    if recipe.run.pretrained_from:
+        _reuse_pretraining(recipe, run)
     seed = recipe.run.seed
     if not Plan.exists(run.plan):
         pool = load_pool(recipe.data, seed)
@@ -65,9 +71,41 @@ def prepare(recipe: Recipe) -> RunDir:
     return run
 
 
+def _reuse_pretraining(recipe: Recipe, run: RunDir) -> None:
+    """Link plan, tokenizer, token cache and every finished pretrained model of another run."""
+    source = RunDir(recipe.run.pretrained_from)
+    if not source.config.exists():
+        raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected a run folder with a "
+                          f"config.yaml")
+    if source.root.resolve() == run.root.resolve():
+        raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected another run's folder")
+    theirs, ours = yaml.safe_load(source.config.read_text()), recipe.to_dict()
+    changed = [f"{section}.{key}: {theirs[section].get(key)!r} -> {ours[section][key]!r}"
+               for section, keys in PRETRAINING_FIELDS.items() for key in (keys or ours[section])
+               if theirs.get(section, {}).get(key) != ours[section][key]]
+    if changed:
+        raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r} was pretrained differently: "
+                          f"{'; '.join(changed)}")
+    for part in ("plan", "tokenizer", "data"):
+        if not getattr(run, part).exists() and getattr(source, part).exists():
+            with atomic_dir(getattr(run, part)) as tmp:
+                shutil.copytree(getattr(source, part), tmp, dirs_exist_ok=True)
+    for i in range(recipe.run.num_models):
+        if model_done(source, i, "pretrain") and not model_done(run, i, "pretrain"):
+            # Hard links: the weights are written once and never modified in place.
+            with atomic_dir(run.pretrained(i)) as tmp:
+                shutil.copytree(source.pretrained(i), tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)
+
+
 def _make_tokenizer(recipe: Recipe, plan: Plan, run: RunDir) -> None:
     from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
-    from tmi_nlp.store import atomic_dir
 
     if recipe.tokenizer.path:
         tokenizer = load_tokenizer(recipe.tokenizer.path)
@@ -226,9 +264,13 @@ def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
     return results
 
 
-def victim_accuracy(run: RunDir, num_models: int) -> list[float]:
-    return [json.loads((run.finetuned(i) / "metrics.json").read_text())["eval_accuracy"]
-            for i in range(num_models)]
+def victim_metrics(run: RunDir, num_models: int) -> list[dict]:
+    """Each finetuned model's metrics.json (downstream accuracy; epsilon spent, for DP)."""
+    return [json.loads((run.finetuned(i) / "metrics.json").read_text()) for i in range(num_models)]
+
+
+def _spread(values: list[float]) -> dict:
+    return {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
 
 
 def report(recipe: Recipe) -> dict:
@@ -237,10 +279,12 @@ def report(recipe: Recipe) -> dict:
 
     run = RunDir(recipe.run_dir)
     results = attack(recipe)
-    acc = victim_accuracy(run, recipe.run.num_models)
-    summary = {"recipe": recipe.to_dict(), "attacks": results,
-               "victim_accuracy": {"mean": float(np.mean(acc)), "min": float(np.min(acc)),
-                                   "max": float(np.max(acc))}}
+    victims = victim_metrics(run, recipe.run.num_models)
+    summary = {"recipe": recipe.to_dict(), "method": recipe.finetune.method, "attacks": results,
+               "victim_accuracy": _spread([m["eval_accuracy"] for m in victims])}
+    if all("epsilon" in m for m in victims):
+        summary["epsilon"] = _spread([m["epsilon"] for m in victims])
+        summary["delta"] = recipe.finetune.dp_delta
     atomic_write_json(run.report / "metrics.json", summary)
     curves = {name: (np.load(run.attack(name) / "labels.npy"), np.load(run.attack(name) / "scores.npy"))
               for name in results}

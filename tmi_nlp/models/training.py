@@ -30,10 +30,10 @@ def training_arguments(output_dir: Path, *, epochs: float, learning_rate: float,
         dataloader_num_workers=0, **extra)
 
 
-def quiet_trainer(**kwargs) -> Trainer:
+def quiet_trainer(trainer_class: type[Trainer] = Trainer, **kwargs) -> Trainer:
     """A `Trainer` that prints nothing: many models train per process, and tqdm shows progress over them."""
     transformers.logging.set_verbosity_error()
     transformers.logging.disable_progress_bar()
-    trainer = Trainer(**kwargs)
+    trainer = trainer_class(**kwargs)
     trainer.remove_callback(PrinterCallback)
     return trainer

@@ -5,13 +5,15 @@ A method turns a pretrained masked-LM checkpoint into a classifier ready to trai
 saving are shared (`finetune_model`), so everything after finetuning is the same for all.
 """
 
+import dataclasses
 import json
+import os
 import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
-from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, set_seed
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, Trainer, set_seed
 
 from tmi_nlp.callbacks import QueryCallback, predict_proba
 from tmi_nlp.config import FinetuneArguments, QueryArguments
@@ -30,6 +32,16 @@ class FinetuneMethod:
 
     def load(self, finetuned: Path) -> torch.nn.Module:
         raise NotImplementedError
+
+    def trainer(self, model: torch.nn.Module, training_args, dataset: list[dict], tokenizer: PreTrainedTokenizerBase,
+                callbacks: list, args: FinetuneArguments, seed: int) -> Trainer:
+        """The Trainer that finetunes `model`; DP-SGD replaces it, the other methods keep this one."""
+        return quiet_trainer(model=model, args=training_args, train_dataset=dataset, callbacks=callbacks,
+                             data_collator=DataCollatorWithPadding(tokenizer))
+
+    def training_metrics(self, trainer: Trainer) -> dict:
+        """Method-specific figures recorded in metrics.json (the epsilon spent, for DP)."""
+        return {}
 
 
 FINETUNE_METHODS: dict[str, type[FinetuneMethod]] = {}
@@ -52,15 +64,26 @@ def load_finetuned(path: str | Path) -> torch.nn.Module:
     return get_method(method).load(Path(path))
 
 
+def pretrained_path(finetuned: Path) -> Path:
+    """The checkpoint a finetuned model started from (stored relative, so run folders can move)."""
+    info = json.loads((finetuned / "method.json").read_text())
+    return (finetuned / info["pretrained"]).resolve()
+
+
 def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: list[int],
                    eval_ids: list[list[int]], eval_labels: list[int], num_labels: int,
                    tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments, query: QueryArguments,
                    challenge_ids: list[list[int]], seed: int, model_index: int, output: Path,
-                   queries_path: Path) -> dict:
-    """Finetune one pretrained model; the query callback writes its query tensor at train end."""
+                   queries_path: Path, model: torch.nn.Module | None = None) -> dict:
+    """Finetune one pretrained model; the query callback writes its query tensor at train end.
+
+    `model` is the method's `build` result when the caller made it already (tests do, to compare
+    parameters before and after); otherwise it is built here.
+    """
     method = get_method(args.method)
     set_seed(seed)
-    model = method.build(pretrained, num_labels, train_ids, tokenizer, args)
+    if model is None:
+        model = method.build(pretrained, num_labels, train_ids, tokenizer, args)
     callback = QueryCallback(challenge_ids, queries_path, num_queries=query.num_augmentations,
                              augmentation=query.augmentation, rate=query.rate,
                              include_original=query.include_original, seed=(seed, 3, model_index),
@@ -70,19 +93,21 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay, warmup=0.0,
                                    bf16=args.bf16, seed=seed)
-        trainer = quiet_trainer(model=model, args=targs, train_dataset=dataset, callbacks=[callback],
-                          data_collator=DataCollatorWithPadding(tokenizer))
+        trainer = method.trainer(model, targs, dataset, tokenizer, [callback], args, seed)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
         probs = predict_proba(model, eval_ids, tokenizer.pad_token_id, query.batch_size)
         metrics = {"method": args.method, "train_loss": result.training_loss, "steps": result.global_step,
                    "eval_accuracy": float(np.mean(probs.argmax(-1) == np.asarray(eval_labels))),
-                   "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
+                   "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                   **method.training_metrics(trainer)}
         model.save_pretrained(tmp)
-        atomic_write_json(tmp / "method.json", {"method": args.method, "pretrained": str(pretrained)})
+        atomic_write_json(tmp / "method.json", {
+            "method": args.method, "num_labels": num_labels, "finetune": dataclasses.asdict(args),
+            "pretrained": os.path.relpath(Path(pretrained).resolve(), Path(output).resolve())})
         atomic_write_json(tmp / "metrics.json", metrics)
     return metrics
 
 
 # Importing the modules registers the methods.
-from tmi_nlp.models.finetune import full, linear  # noqa: E402, F401
+from tmi_nlp.models.finetune import dp, full, linear, lora  # noqa: E402, F401

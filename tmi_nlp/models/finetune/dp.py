@@ -1,0 +1,143 @@
+"""`dp`: DP-SGD with opacus inside HF Trainer, on the parameters of `full`, `linear` or `lora`.
+
+The Trainer is subclassed only for its optimizer (opacus's `DPOptimizer`: per-example clipping
+and Gaussian noise) and its data loader (Poisson sampling, which the accountant assumes);
+`PrivacyAccountingCallback` steps the RDP accountant after every optimizer step, clears the
+per-example gradients and stops training before the budget would be exceeded.
+The noise multiplier is chosen so that the planned number of steps spends exactly
+(`dp_epsilon`, `dp_delta`); the epsilon actually spent is recorded in the model's metrics.
+
+BERT's embeddings default to (1, L) position and token-type ids, which break per-example
+gradients of those embeddings; `ExplicitIdsCollator` passes both as (B, L) tensors.
+"""
+
+import dataclasses
+import json
+import math
+from pathlib import Path
+
+import torch
+from opacus import GradSampleModule
+from opacus.accountants import RDPAccountant
+from opacus.accountants.utils import get_noise_multiplier
+from opacus.data_loader import DPDataLoader
+from opacus.optimizers import DPOptimizer
+from torch.utils.data import DataLoader
+from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, Trainer, TrainerCallback
+
+from tmi_nlp.config import FinetuneArguments
+from tmi_nlp.models.finetune import FinetuneMethod, get_method, register
+from tmi_nlp.models.training import quiet_trainer
+
+# Opacus's default RDP orders stop at 63; few, large-sample-rate steps (tiny datasets) need higher
+# orders for a tight bound, so the range is extended (the bound is valid for any set of orders).
+RDP_ORDERS = RDPAccountant.DEFAULT_ALPHAS + list(range(64, 512, 8))
+
+
+class ExplicitIdsCollator:
+    """Pads like `DataCollatorWithPadding` and adds (B, L) `position_ids` and `token_type_ids`."""
+
+    def __init__(self, tokenizer: PreTrainedTokenizerBase) -> None:
+        self.pad = DataCollatorWithPadding(tokenizer)
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = self.pad(features)
+        rows, width = batch["input_ids"].shape
+        batch["position_ids"] = torch.arange(width).expand(rows, width).clone()
+        batch["token_type_ids"] = torch.zeros(rows, width, dtype=torch.long)
+        return batch
+
+
+class PrivacyAccountingCallback(TrainerCallback):
+    """Steps the accountant after each optimizer step and stops before the budget is exceeded."""
+
+    def __init__(self, optimizer_holder: "DPTrainer") -> None:
+        self.trainer = optimizer_holder
+
+    def on_step_end(self, args, state, control, **kwargs):
+        t = self.trainer
+        t.dp_optimizer.zero_grad(set_to_none=True)  # Trainer's model.zero_grad() leaves per-example grads
+        t.accountant.step(noise_multiplier=t.noise_multiplier, sample_rate=t.sample_rate)
+        # Stop when one more step would overspend (steps are planned to end exactly at the budget).
+        if t.epsilon_after(1) > t.target_epsilon * 1.01:
+            control.should_training_stop = True
+        return control
+
+    def on_train_end(self, args, state, control, **kwargs):
+        self.trainer.grad_sample_module.remove_hooks()
+
+
+class DPTrainer(Trainer):
+    """HF Trainer with opacus's optimizer and Poisson-sampled data loader; nothing else changes."""
+
+    def __init__(self, *args, target_epsilon: float, target_delta: float, max_grad_norm: float,
+                 sampling_seed: int, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.target_epsilon, self.target_delta, self.max_grad_norm = target_epsilon, target_delta, max_grad_norm
+        self.sampling_seed = sampling_seed
+        n = len(self.train_dataset)
+        self.sample_rate = min(1.0, self.args.per_device_train_batch_size / n)
+        self.planned_steps = max(1, math.ceil(self.args.num_train_epochs / self.sample_rate))
+        self.noise_multiplier = get_noise_multiplier(target_epsilon=target_epsilon, target_delta=target_delta,
+                                                     sample_rate=self.sample_rate, steps=self.planned_steps,
+                                                     accountant="rdp", alphas=RDP_ORDERS)
+        self.args.max_steps = self.planned_steps
+        self.accountant = RDPAccountant()
+        # The hooks sit on the model's own layers, so Trainer keeps calling the plain model.
+        self.grad_sample_module = GradSampleModule(self.model, loss_reduction="mean")
+        self.dp_optimizer: DPOptimizer | None = None
+        self.add_callback(PrivacyAccountingCallback(self))
+
+    def epsilon_after(self, more_steps: int = 0) -> float:
+        history = [*self.accountant.history]
+        if more_steps:
+            history.append((self.noise_multiplier, self.sample_rate, more_steps))
+        probe = RDPAccountant()
+        probe.history = history
+        return probe.get_epsilon(self.target_delta, alphas=RDP_ORDERS) if history else 0.0
+
+    def create_optimizer(self, model=None) -> torch.optim.Optimizer:
+        if self.dp_optimizer is None:
+            super().create_optimizer(model)
+            self.dp_optimizer = DPOptimizer(
+                self.optimizer, noise_multiplier=self.noise_multiplier, max_grad_norm=self.max_grad_norm,
+                expected_batch_size=self.args.per_device_train_batch_size, loss_reduction="mean",
+                generator=torch.Generator().manual_seed(self.sampling_seed + 1))
+            self.optimizer = self.dp_optimizer
+        return self.optimizer
+
+    def get_train_dataloader(self) -> DataLoader:
+        loader = DataLoader(self.train_dataset, batch_size=self.args.per_device_train_batch_size,
+                            collate_fn=self.data_collator)
+        return DPDataLoader.from_data_loader(loader, generator=torch.Generator().manual_seed(self.sampling_seed))
+
+    def privacy_metrics(self) -> dict:
+        return {"epsilon": self.epsilon_after(), "delta": self.target_delta, "target_epsilon": self.target_epsilon,
+                "noise_multiplier": self.noise_multiplier, "sample_rate": self.sample_rate,
+                "max_grad_norm": self.max_grad_norm, "dp_steps": sum(s for _, _, s in self.accountant.history)}
+
+
+@register
+class DPFinetune(FinetuneMethod):
+    name = "dp"
+
+    def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
+              tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
+        return get_method(args.dp_parameters).build(pretrained, num_labels, train_ids, tokenizer, args)
+
+    def load(self, finetuned: Path) -> torch.nn.Module:
+        info = json.loads((finetuned / "method.json").read_text())
+        return get_method(info["finetune"]["dp_parameters"]).load(finetuned)
+
+    def trainer(self, model: torch.nn.Module, training_args, dataset: list[dict], tokenizer: PreTrainedTokenizerBase,
+                callbacks: list, args: FinetuneArguments, seed: int) -> Trainer:
+        # Trainer's own clipping would act on the noised mean gradient; opacus clips per example.
+        training_args = dataclasses.replace(training_args, max_grad_norm=0.0, remove_unused_columns=False,
+                                            bf16=False)  # per-example gradients in fp32
+        return quiet_trainer(trainer_class=DPTrainer, model=model, args=training_args, train_dataset=dataset,
+                             callbacks=callbacks, data_collator=ExplicitIdsCollator(tokenizer),
+                             target_epsilon=args.dp_epsilon, target_delta=args.dp_delta,
+                             max_grad_norm=args.dp_max_grad_norm, sampling_seed=seed)
+
+    def training_metrics(self, trainer: Trainer) -> dict:
+        return trainer.privacy_metrics()
