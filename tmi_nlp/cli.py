@@ -65,8 +65,10 @@ def main(argv: list[str] | None = None) -> int:
             _print_summary(recipe, pipeline.run_all(recipe), time.perf_counter() - start)
             return 0
         pipeline.prepare(recipe)
-        if args.command in ("pretrain", "finetune"):
-            pipeline.train_models(recipe, stages=(args.command,))
+        if args.command == "pretrain":
+            pipeline.train_models(recipe, stages=("pretrain", "signals"))
+        elif args.command == "finetune":
+            pipeline.train_models(recipe, stages=("finetune",))
         elif args.command == "attack":
             print(json.dumps(pipeline.attack(recipe), indent=2))
         elif args.command == "report":

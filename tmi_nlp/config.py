@@ -205,11 +205,20 @@ class QueryArguments:
         _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
 
 
+DEFAULT_BASELINES = ("lira_online", "lira_online_global_var", "lira_offline", "lira_offline_global_var", "rmia",
+                     "rmia_offline", "label_only", "calibrated_confidence", "confidence", "entropy", "stability",
+                     "mlm_loss_lira")
+
+
 @dataclass
 class AttackArguments:
     metaclassifiers: list[str] = field(default_factory=lambda: ["mlp", "shared_centred"], metadata={
         "help": "Attacks on the query tensor: per-point mlp, logistic, knn, svm, sklearn_mlp, "
                 "or shared_centred (one classifier across points on per-point centred features)."})
+    baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES), metadata={
+        "help": "Attacks TMI is compared with, on the same models: lira_online, lira_offline (and "
+                "_global_var), rmia, rmia_offline, label_only, calibrated_confidence, confidence, entropy, "
+                "stability, and the white-box reference mlm_loss_lira."})
     hidden_size: int = field(default=64, metadata={"help": "Metaclassifier MLP hidden units."})
     epochs: int = field(default=20, metadata={"help": "Metaclassifier epochs."})
     learning_rate: float = field(default=5e-3, metadata={"help": "Metaclassifier Adam learning rate."})
@@ -227,8 +236,9 @@ class AttackArguments:
         s = "attack"
         _require(len(self.metaclassifiers) >= 1, s, "metaclassifiers", self.metaclassifiers,
                  "a non-empty list")
-        for name in self.metaclassifiers:
-            _require(name in ATTACKS, s, "metaclassifiers", name, f"names from {sorted(ATTACKS)}")
+        for field_name in ("metaclassifiers", "baselines"):
+            for name in getattr(self, field_name):
+                _require(name in ATTACKS, s, field_name, name, f"names from {sorted(ATTACKS)}")
         _require(self.hidden_size >= 1, s, "hidden_size", self.hidden_size, "an integer >= 1")
         _require(self.epochs >= 1, s, "epochs", self.epochs, "an integer >= 1")
         _require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")

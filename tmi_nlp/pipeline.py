@@ -1,7 +1,7 @@
 """The TMI stages as functions, linked only by files in the run directory.
 
     prepare   -> config.yaml, plan/, tokenizer/, data/tokens.json
-    pretrain  -> models/<i>/pretrained/
+    pretrain  -> models/<i>/pretrained/, models/<i>/signals/mlm_loss.npy
     finetune  -> models/<i>/finetuned/ and models/<i>/queries.npy (via QueryCallback)
     attack    -> attacks/<name>/{scores,labels}.npy, metrics.json
     report    -> report/{metrics.json,roc.png}
@@ -34,12 +34,15 @@ PRETRAINING_FIELDS = {"run": ("seed", "num_models", "num_points"), "data": None,
 
 
 def _differences(old: dict, new: dict) -> list[str]:
+    """Fields that differ; a field the old config lacks (made by an older version) counts as its default."""
+    defaults = Recipe().to_dict()
     changed = []
     for section in sorted(set(old) | set(new)):
         a, b = old.get(section, {}), new.get(section, {})
         for key in sorted(set(a) | set(b)):
-            if (section, key) not in EXECUTION_FIELDS and a.get(key) != b.get(key):
-                changed.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
+            before = a.get(key, defaults.get(section, {}).get(key))
+            if (section, key) not in EXECUTION_FIELDS and before != b.get(key):
+                changed.append(f"{section}.{key}: {before!r} -> {b.get(key)!r}")
     return changed
 
 
@@ -149,6 +152,8 @@ def _model_seed(recipe: Recipe, i: int) -> int:
 def model_done(run: RunDir, i: int, stage: str) -> bool:
     if stage == "pretrain":
         return (run.pretrained(i) / "config.json").exists()
+    if stage == "signals":
+        return run.signal(i, "mlm_loss").exists()
     return (run.finetuned(i) / "metrics.json").exists() and run.queries(i).exists()
 
 
@@ -156,8 +161,10 @@ def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int =
     """Run the per-model stages for model i (in this or a worker process); returns timings."""
     import torch
 
+    from transformers import BertForMaskedLM
+
     from tmi_nlp.models.finetune import finetune_model
-    from tmi_nlp.models.pretrain import pretrain_model
+    from tmi_nlp.models.pretrain import masked_lm_losses, pretrain_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -174,9 +181,15 @@ def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int =
         result = pretrain_model(members, tokenizer, recipe.model, recipe.pretrain, seed, run.pretrained(i))
         timings["pretrain_s"] = time.perf_counter() - start
         timings["pretrain_loss"] = result["train_loss"]
+    if "signals" in stages and not model_done(run, i, "signals"):
+        _require_pretrained(run, i, "signals")
+        start = time.perf_counter()
+        model = BertForMaskedLM.from_pretrained(run.pretrained(i))
+        atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer,
+                                                                     seed=recipe.run.seed))
+        timings["signals_s"] = time.perf_counter() - start
     if "finetune" in stages and not model_done(run, i, "finetune"):
-        if not model_done(run, i, "pretrain"):
-            raise RuntimeError(f"model {i}: finetune needs models/{i}/pretrained; run the pretrain stage first")
+        _require_pretrained(run, i, "finetune")
         start = time.perf_counter()
         metrics = finetune_model(run.pretrained(i), tokens["train"], tokens["train_labels"], tokens["eval"],
                                  tokens["eval_labels"], tokens["num_labels"], tokenizer, recipe.finetune,
@@ -184,6 +197,11 @@ def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int =
         timings["finetune_s"] = time.perf_counter() - start
         timings["eval_accuracy"] = metrics["eval_accuracy"]
     return timings
+
+
+def _require_pretrained(run: RunDir, i: int, stage: str) -> None:
+    if not model_done(run, i, "pretrain"):
+        raise RuntimeError(f"model {i}: the {stage} stage needs models/{i}/pretrained; run the pretrain stage first")
 
 
 def _train_one_star(job: tuple) -> dict:
@@ -202,9 +220,12 @@ def default_workers(recipe: Recipe) -> tuple[int, int]:
     return workers, threads
 
 
-def train_models(recipe: Recipe, stages: tuple[str, ...] = ("pretrain", "finetune"),
+MODEL_STAGES = ("pretrain", "signals", "finetune")
+
+
+def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
                  models: Iterable[int] | None = None, progress: bool = True) -> list[dict]:
-    """Pretrain and/or finetune every model not yet done, over a pool of worker processes."""
+    """Run the per-model stages (pretrain, extract signals, finetune) not yet done, over worker processes."""
     run = RunDir(recipe.run_dir)
     indices = list(models) if models is not None else list(range(recipe.run.num_models))
     todo = [i for i in indices if not all(model_done(run, i, s) for s in stages)]
@@ -236,26 +257,38 @@ def load_queries(run: RunDir, num_models: int) -> np.ndarray:
     return np.stack([np.load(run.queries(i), mmap_mode="r") for i in range(num_models)])
 
 
+def load_signal(run: RunDir, num_models: int, name: str) -> np.ndarray:
+    """A per-model signal: "queries" [N, K, A, C], or models/<i>/signals/<name>.npy stacked to [N, K]."""
+    if name == "queries":
+        return load_queries(run, num_models)
+    missing = [i for i in range(num_models) if not run.signal(i, name).exists()]
+    if missing:
+        raise FileNotFoundError(f"signal {name} missing for models {missing}: run the pretrain stage first")
+    return np.stack([np.load(run.signal(i, name)) for i in range(num_models)])
+
+
 def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
     """Score every (victim, point) with each metaclassifier; write scores, labels and metrics."""
-    from tmi_nlp.attacks import run_attack
+    from tmi_nlp.attacks import FAMILIES, SIGNALS, run_attack
     from tmi_nlp.metrics import membership_metrics
 
     run = RunDir(recipe.run_dir)
     plan = Plan.load(run.plan)
     labels = plan.labels()
-    queries = load_queries(run, recipe.run.num_models)
+    signals: dict[str, np.ndarray] = {}
     results = {}
-    for name in names or recipe.attack.metaclassifiers:
+    for name in names or [*recipe.attack.metaclassifiers, *recipe.attack.baselines]:
         out = run.attack(name)
         if (out / "metrics.json").exists():
             results[name] = json.loads((out / "metrics.json").read_text())
             continue
+        if SIGNALS[name] not in signals:
+            signals[SIGNALS[name]] = load_signal(run, recipe.run.num_models, SIGNALS[name])
         start = time.perf_counter()
-        scores = run_attack(name, queries, labels, recipe.attack, recipe.run.seed)
+        scores = run_attack(name, signals[SIGNALS[name]], labels, recipe.attack, recipe.run.seed)
         elapsed = time.perf_counter() - start
         metrics = membership_metrics(labels, scores, recipe.attack.bootstrap, recipe.run.seed)
-        metrics.update(attack=name, seconds=elapsed, method=recipe.finetune.method,
+        metrics.update(attack=name, family=FAMILIES[name], seconds=elapsed, method=recipe.finetune.method,
                        shuffled_labels=recipe.attack.shuffle_labels)
         atomic_save_npy(out / "scores.npy", scores.astype(np.float64))
         atomic_save_npy(out / "labels.npy", labels)

@@ -33,11 +33,11 @@ def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path,
 
 def summary_table(results: dict[str, dict], accuracy: dict | None = None) -> str:
     """A plain-text table of every attack's metrics with 95% intervals where present."""
-    rows = [f"{'attack':<16} {'AUC':>18} {'TPR@0.1%FPR':>12} {'TPR@1%FPR':>10} {'TPR@10%FPR':>10} {'bal.acc':>8}"]
+    rows = [f"{'attack':<24} {'AUC':>18} {'TPR@0.1%FPR':>12} {'TPR@1%FPR':>10} {'TPR@10%FPR':>10} {'bal.acc':>8}"]
     for name, m in results.items():
         ci = m.get("auc_ci95")
         auc = f"{m['auc']:.3f}" + (f" [{ci[0]:.3f},{ci[1]:.3f}]" if ci else "")
-        rows.append(f"{name:<16} {auc:>18} {m['tpr@0.001']:>12.3f} {m['tpr@0.01']:>10.3f} "
+        rows.append(f"{name:<24} {auc:>18} {m['tpr@0.001']:>12.3f} {m['tpr@0.01']:>10.3f} "
                     f"{m['tpr@0.1']:>10.3f} {m['balanced_accuracy']:>8.3f}")
     if accuracy:
         rows.append(f"victims' downstream accuracy: mean {accuracy['mean']:.3f} "

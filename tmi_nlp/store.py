@@ -128,6 +128,9 @@ class RunDir:
     def queries(self, i: int) -> Path:
         return self.model(i) / "queries.npy"
 
+    def signal(self, i: int, name: str) -> Path:
+        return self.model(i) / "signals" / f"{name}.npy"
+
     def attack(self, name: str) -> Path:
         return self.root / "attacks" / name
 

@@ -13,20 +13,26 @@ from tmi_nlp.config import AttackArguments
 
 Attack = Callable[[np.ndarray, np.ndarray, AttackArguments, int], np.ndarray]
 ATTACKS: dict[str, Attack] = {}
+# What each attack reads: "queries" [N, K, A, C], or "mlm_loss" [N, K] (pretrained models' loss).
+SIGNALS: dict[str, str] = {}
+# For the report: "tmi" (metaclassifiers), "shadow" (shadow-model baselines), "shadow-free", "white-box".
+FAMILIES: dict[str, str] = {}
 
 
-def register(name: str) -> Callable[[Attack], Attack]:
+def register(name: str, family: str = "tmi", signal: str = "queries") -> Callable[[Attack], Attack]:
     def wrap(fn: Attack) -> Attack:
-        ATTACKS[name] = fn
+        ATTACKS[name], SIGNALS[name], FAMILIES[name] = fn, signal, family
         return fn
 
     return wrap
 
 
-def run_attack(name: str, queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
+def run_attack(name: str, signal: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
+    """Scores [N, K] of attack `name` on its signal (`SIGNALS[name]`) and membership labels [N, K]."""
     if name not in ATTACKS:
-        raise KeyError(f"attack.metaclassifiers: {name!r} is not an attack; expected one of {sorted(ATTACKS)}")
-    return ATTACKS[name](queries, labels.astype(bool), args, seed)
+        raise KeyError(f"attack: {name!r} is not an attack; expected one of {sorted(ATTACKS)}")
+    return ATTACKS[name](signal, labels.astype(bool), args, seed)
 
 
-from tmi_nlp.attacks import tmi  # noqa: E402, F401  (registers the TMI metaclassifiers)
+# Importing the modules registers the attacks.
+from tmi_nlp.attacks import baselines, tmi, whitebox  # noqa: E402, F401

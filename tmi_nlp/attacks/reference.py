@@ -57,3 +57,94 @@ def per_point_loop(queries: np.ndarray, labels: np.ndarray, settings: MLPSetting
             with torch.no_grad():
                 scores[v, j] = torch.softmax(model(torch.as_tensor(feats[v, j])), -1)[:, 1].mean().item()
     return scores
+
+
+# Per-example loops of the baselines (attacks/baselines.py), written from their definitions with
+# scipy.stats and plain Python lists; the vectorised code must agree with them.
+
+def _majority(probs: np.ndarray) -> int:
+    votes = [int(np.argmax(p)) for p in probs]
+    return max(range(probs.shape[-1]), key=lambda c: (votes.count(c), -c))
+
+
+def _phi(p: float) -> float:
+    p = min(max(float(p), 1e-7), 1 - 1e-7)
+    return float(np.log(p) - np.log1p(-p))
+
+
+def lira_loop(queries: np.ndarray, labels: np.ndarray, online: bool, global_std: bool) -> np.ndarray:
+    from scipy.stats import norm
+
+    n, k, a, _ = queries.shape
+    scores = np.zeros((n, k))
+    for v in range(n):
+        classes = [_majority(queries[v, j]) for j in range(k)]
+        shadows = [m for m in range(n) if m != v]
+        x = {(m, j, q): _phi(queries[m, j, q, classes[j]]) for m in range(n) for j in range(k) for q in range(a)}
+
+        def fit(side: bool):
+            means, residuals, stds = {}, [], {}
+            for j in range(k):
+                for q in range(a):
+                    vals = [x[m, j, q] for m in shadows if bool(labels[m, j]) == side]
+                    means[j, q] = float(np.mean(vals)) if vals else float("nan")
+                    stds[j, q] = float(np.std(vals, ddof=1)) if len(vals) > 1 else 0.0
+                    residuals += [val - means[j, q] for val in vals]
+            if global_std:
+                pooled = float(np.sqrt(np.sum(np.square(residuals)) / max(len(residuals) - 1, 1)))
+                stds = dict.fromkeys(stds, pooled)
+            return means, {key: max(s, 1e-3) for key, s in stds.items()}
+
+        mu_out, sd_out = fit(False)
+        mu_in, sd_in = fit(True)
+        for j in range(k):
+            terms = []
+            for q in range(a):
+                if online:
+                    t = norm.logpdf(x[v, j, q], mu_in[j, q], sd_in[j, q]) - norm.logpdf(x[v, j, q], mu_out[j, q],
+                                                                                       sd_out[j, q])
+                else:
+                    t = norm.logcdf((x[v, j, q] - mu_out[j, q]) / sd_out[j, q])
+                terms.append(0.0 if np.isnan(t) else t)
+            scores[v, j] = np.mean(terms)
+    return scores
+
+
+def rmia_loop(queries: np.ndarray, labels: np.ndarray, online: bool, a_offline: float = 0.3,
+              gamma: float = 1.0) -> np.ndarray:
+    n, k, _, _ = queries.shape
+    scores = np.zeros((n, k))
+    for v in range(n):
+        classes = [_majority(queries[v, j]) for j in range(k)]
+        shadows = [m for m in range(n) if m != v]
+        ratios = []
+        for j in range(k):
+            prob = {m: float(np.mean(queries[m, j, :, classes[j]])) for m in range(n)}
+            if online:
+                pr_x = np.mean([prob[m] for m in shadows])
+            else:
+                outs = [prob[m] for m in shadows if not labels[m, j]]
+                pr_x = ((1 + a_offline) * (np.mean(outs) if outs else 0.0) + (1 - a_offline)) / 2
+            ratios.append(prob[v] / max(pr_x, 1e-7))
+        for j in range(k):
+            scores[v, j] = sum(ratios[j] > gamma * ratios[z] for z in range(k) if z != j) / max(k - 1, 1)
+    return scores
+
+
+def calibrated_loop(queries: np.ndarray, labels: np.ndarray, statistic: str) -> np.ndarray:
+    """statistic: 'label_agreement' or 'log_max_probability', minus the OUT shadows' mean."""
+    n, k, a, _ = queries.shape
+    scores = np.zeros((n, k))
+    for v in range(n):
+        for j in range(k):
+            cls = _majority(queries[v, j])
+
+            def stat(m: int) -> float:
+                if statistic == "label_agreement":
+                    return float(np.mean([np.argmax(queries[m, j, q]) == cls for q in range(a)]))
+                return float(np.mean([np.log(max(queries[m, j, q].max(), 1e-7)) for q in range(a)]))
+
+            outs = [stat(m) for m in range(n) if m != v and not labels[m, j]]
+            ref = np.mean(outs) if outs else np.mean([stat(m) for m in range(n) if m != v])
+            scores[v, j] = stat(v) - ref
+    return scores

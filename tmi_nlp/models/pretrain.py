@@ -3,10 +3,13 @@
 import shutil
 from pathlib import Path
 
+import numpy as np
+import torch
 import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, PreTrainedTokenizerBase, set_seed
 from transformers.modeling_outputs import MaskedLMOutput
 
+from tmi_nlp.callbacks import pad_batch
 from tmi_nlp.config import ModelArguments, PretrainArguments
 from tmi_nlp.models.training import quiet_trainer, training_arguments
 from tmi_nlp.store import atomic_dir
@@ -59,3 +62,40 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
         model.config.architectures = ["BertForMaskedLM"]
         model.config.save_pretrained(tmp)
     return {"train_loss": result.training_loss, "steps": result.global_step}
+
+
+@torch.no_grad()
+def masked_lm_losses(model: BertForMaskedLM, token_ids: list[list[int]], tokenizer: PreTrainedTokenizerBase,
+                     groups: int = 5, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+    """float64 [K]: each text's mean masked-LM loss when every token is masked exactly once.
+
+    The tokens of text k (ids without specials) are split into `groups` random groups, seeded by
+    (seed, k) so that every model sees the same masks; each group is masked in one copy. This is
+    the pseudo-log-likelihood at 1/`groups` of its cost, and the white-box signal of memorisation
+    that the `mlm_loss_lira` reference attack reads.
+    """
+    model.eval()
+    copies, targets = [], []
+    for k, ids in enumerate(token_ids):
+        group = np.random.default_rng([seed, k]).permutation(len(ids)) % groups
+        for g in range(min(groups, len(ids))):
+            positions = np.flatnonzero(group == g)
+            masked = np.array(ids)
+            masked[positions] = tokenizer.mask_token_id
+            copies.append([tokenizer.cls_token_id, *masked.tolist(), tokenizer.sep_token_id])
+            targets.append((k, positions + 1, np.asarray(ids)[positions]))
+    total, count = np.zeros(len(token_ids)), np.zeros(len(token_ids))
+    device = next(model.parameters()).device
+    for start in range(0, len(copies), batch_size):
+        ids, mask = pad_batch(copies[start:start + batch_size], tokenizer.pad_token_id)
+        hidden = model.bert(input_ids=ids.to(device), attention_mask=mask.to(device))[0]
+        rows = [(row, pos, tgt) for row, (_, pos, tgt) in enumerate(targets[start:start + batch_size])]
+        row_index = torch.as_tensor(np.concatenate([np.full(len(p), r) for r, p, _ in rows]))
+        pos_index = torch.as_tensor(np.concatenate([p for _, p, _ in rows]))
+        labels = torch.as_tensor(np.concatenate([t for _, _, t in rows]))
+        logits = model.cls(hidden[row_index, pos_index]).float()
+        losses = F.cross_entropy(logits, labels.to(device), reduction="none").cpu().numpy()
+        owners = np.concatenate([np.full(len(p), targets[start + r][0]) for r, p, _ in rows])
+        np.add.at(total, owners, losses)
+        np.add.at(count, owners, 1)
+    return total / np.maximum(count, 1)
