@@ -160,7 +160,6 @@ def model_done(run: RunDir, i: int, stage: str) -> bool:
 def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int = 0) -> dict:
     """Run the per-model stages for model i (in this or a worker process); returns timings."""
     import torch
-
     from transformers import BertForMaskedLM
 
     from tmi_nlp.models.finetune import finetune_model

@@ -82,7 +82,7 @@ def lira_loop(queries: np.ndarray, labels: np.ndarray, online: bool, global_std:
         shadows = [m for m in range(n) if m != v]
         x = {(m, j, q): _phi(queries[m, j, q, classes[j]]) for m in range(n) for j in range(k) for q in range(a)}
 
-        def fit(side: bool):
+        def fit(side: bool, x=x, shadows=shadows):
             means, residuals, stds = {}, [], {}
             for j in range(k):
                 for q in range(a):
@@ -139,7 +139,7 @@ def calibrated_loop(queries: np.ndarray, labels: np.ndarray, statistic: str) -> 
         for j in range(k):
             cls = _majority(queries[v, j])
 
-            def stat(m: int) -> float:
+            def stat(m: int, j=j, cls=cls) -> float:
                 if statistic == "label_agreement":
                     return float(np.mean([np.argmax(queries[m, j, q]) == cls for q in range(a)]))
                 return float(np.mean([np.log(max(queries[m, j, q].max(), 1e-7)) for q in range(a)]))
