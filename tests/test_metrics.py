@@ -33,3 +33,17 @@ def test_tpr_at_fpr_and_separable_case():
 def test_one_sided_labels_are_refused():
     with pytest.raises(ValueError, match="all 3 records are on one side"):
         membership_metrics(np.ones(3, bool), np.zeros(3))
+
+
+def test_evaluate_module_loads_offline_and_equals_the_library():
+    import evaluate
+
+    from tmi_nlp.membership_metric import METRIC_PATH
+
+    rng = np.random.default_rng(4)
+    labels = rng.random(500) < 0.5
+    scores = rng.normal(size=500) + labels
+    metric = evaluate.load(METRIC_PATH)
+    got = metric.compute(predictions=scores, references=labels.astype(int), bootstrap=20, seed=1)
+    assert got == membership_metrics(labels, scores, bootstrap=20, seed=1)
+    assert set(got) >= {"auc", "tpr@0.001", "tpr@0.01", "tpr@0.1", "balanced_accuracy", "auc_ci95", "tpr@0.1_ci95"}

@@ -32,6 +32,10 @@ def test_run_writes_the_contract_and_skips_finished_work(tiny):
         assert np.load(run.attack(name) / "scores.npy").shape == (n, k)
         assert 0 <= summary["attacks"][name]["auc"] <= 1
     assert (run.report / "roc.png").read_bytes()[:4] == b"\x89PNG"
+    page = (run.report / "report.html").read_text()
+    assert all(name in page for name in summary["attacks"]) and "lira_online" in summary["attacks"]
+    assert summary["attacks"]["mlm_loss_lira"]["family"] == "white-box"
+    assert np.load(run.signal(0, "mlm_loss")).shape == (k,)
     assert yaml.safe_load(run.config.read_text()) == recipe.to_dict()
     stamp = (run.pretrained(0) / "model.safetensors").stat().st_mtime_ns
     assert pipeline.train_models(recipe, progress=False) == []
@@ -56,6 +60,22 @@ def test_lora_and_dp_runs_reuse_another_runs_pretraining(tiny):
             assert "epsilon" not in summary
     with pytest.raises(RecipeError, match="pretrain.epochs: 2.0 -> 3.0"):
         pipeline.prepare(tiny(run={"name": "other", "pretrained_from": str(base.run_dir)}, pretrain={"epochs": 3.0}))
+
+
+def test_report_and_compare_from_run_folders(tiny, tmp_path, capsys):
+    recipe = tiny(attack={"baselines": ["lira_online", "confidence"]})
+    pipeline.run_all(recipe, progress=False)
+    moved = tmp_path / "elsewhere" / "moved"
+    moved.parent.mkdir()
+    os.rename(recipe.run_dir, moved)  # a run folder is self-describing, wherever it lies
+    (moved / "report" / "report.html").unlink()
+    assert main(["report", str(moved)]) == 0
+    assert (moved / "report" / "report.html").exists()
+    assert main(["compare", str(moved), str(moved), "--attacks", "mlp,confidence",
+                 "--output", str(tmp_path / "cmp")]) == 0
+    out = capsys.readouterr().out
+    assert out.count("| moved | linear |") == 4
+    assert (tmp_path / "cmp" / "compare.png").exists()
 
 
 def test_changed_recipe_refuses_to_mix_artifacts(tiny):

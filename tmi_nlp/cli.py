@@ -2,7 +2,8 @@
 
     tmi-nlp run RECIPE.yaml [--set section.key=value ...]   every stage, skipping finished work
     tmi-nlp demo [--set ...]                                the default recipe (built-in data)
-    tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml
+    tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
+    tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
     tmi-nlp check RECIPE.yaml                               validate the recipe and data only
 """
 
@@ -11,6 +12,7 @@ import json
 import os
 import sys
 import time
+from pathlib import Path
 
 from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 from tmi_nlp.data.loading import DataError
@@ -21,6 +23,10 @@ STAGES = ("prepare", "pretrain", "finetune", "attack", "report", "run", "check")
 def _recipe(args: argparse.Namespace) -> Recipe:
     if args.command == "demo":
         return recipe_from_dict(apply_overrides(Recipe().to_dict(), args.set))
+    if Path(args.recipe).is_dir():  # a run folder: its own config.yaml
+        from tmi_nlp.pipeline import recipe_of_run
+
+        return recipe_from_dict(apply_overrides(recipe_of_run(args.recipe).to_dict(), args.set))
     return load_recipe(args.recipe, args.set)
 
 
@@ -34,7 +40,8 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
     if "epsilon" in summary:
         print(f"DP-SGD: epsilon spent {summary['epsilon']['max']:.2f} at delta {summary['delta']:g} "
               f"(target {recipe.finetune.dp_epsilon:g})")
-    print(f"metrics: {recipe.run_dir / 'report' / 'metrics.json'}   ROC: {recipe.run_dir / 'report' / 'roc.png'}")
+    report = recipe.run_dir / "report"
+    print(f"report: {report / 'report.html'}   metrics: {report / 'metrics.json'}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -45,12 +52,23 @@ def main(argv: list[str] | None = None) -> int:
     demo.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE")
     for stage in STAGES:
         p = sub.add_parser(stage, help=f"the {stage} stage" if stage not in ("run", "check") else None)
-        p.add_argument("recipe", help="YAML recipe")
+        p.add_argument("recipe", help="YAML recipe, or a run folder (its config.yaml)")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a recipe field (value parsed as YAML)")
+    compare = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
+    compare.add_argument("runs", nargs="+", help="run folders")
+    compare.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
+                         help="comma-separated attack names")
+    compare.add_argument("--output", default="runs/compare", help="folder for compare.md and compare.png")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     try:
+        if args.command == "compare":
+            from tmi_nlp import pipeline
+
+            print(pipeline.compare(args.runs, args.attacks.split(","), args.output))
+            print(f"overlaid ROC: {Path(args.output) / 'compare.png'}")
+            return 0
         recipe = _recipe(args)
         from tmi_nlp import pipeline
 

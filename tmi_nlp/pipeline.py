@@ -16,6 +16,7 @@ import os
 import shutil
 import time
 from collections.abc import Iterable
+from pathlib import Path
 
 import numpy as np
 import yaml
@@ -26,8 +27,10 @@ from tmi_nlp.data.loading import check_columns, load_downstream, load_pool
 from tmi_nlp.data.plan import Plan, make_plan
 from tmi_nlp.store import RunDir, atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text, clean_temporaries
 
-# Fields that change how a run executes, not what it computes: they may differ on resume.
-EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "pretrained_from")}
+# Fields that change where or how a run executes, not what it computes: they may differ on resume
+# (a run folder may be moved or renamed).
+EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "pretrained_from"), ("run", "name"),
+                    ("run", "output_dir")}
 # What the plan, the tokenizer and the pretrained models depend on.
 PRETRAINING_FIELDS = {"run": ("seed", "num_models", "num_points"), "data": None, "tokenizer": None, "model": None,
                       "pretrain": None}
@@ -269,7 +272,7 @@ def load_signal(run: RunDir, num_models: int, name: str) -> np.ndarray:
 def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
     """Score every (victim, point) with each metaclassifier; write scores, labels and metrics."""
     from tmi_nlp.attacks import FAMILIES, SIGNALS, run_attack
-    from tmi_nlp.metrics import membership_metrics
+    from tmi_nlp.membership_metric import load_membership_metric
 
     run = RunDir(recipe.run_dir)
     plan = Plan.load(run.plan)
@@ -286,7 +289,8 @@ def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
         start = time.perf_counter()
         scores = run_attack(name, signals[SIGNALS[name]], labels, recipe.attack, recipe.run.seed)
         elapsed = time.perf_counter() - start
-        metrics = membership_metrics(labels, scores, recipe.attack.bootstrap, recipe.run.seed)
+        metrics = load_membership_metric().compute(predictions=scores.ravel(), references=labels.ravel().astype(int),
+                                                   bootstrap=recipe.attack.bootstrap, seed=recipe.run.seed)
         metrics.update(attack=name, family=FAMILIES[name], seconds=elapsed, method=recipe.finetune.method,
                        shuffled_labels=recipe.attack.shuffle_labels)
         atomic_save_npy(out / "scores.npy", scores.astype(np.float64))
@@ -306,22 +310,93 @@ def _spread(values: list[float]) -> dict:
 
 
 def report(recipe: Recipe) -> dict:
-    """Summary metrics.json and a log-log ROC plot of every attack."""
-    from tmi_nlp.report import roc_plot
+    """report/metrics.json, report/roc.png and the self-contained report/report.html."""
+    from tmi_nlp.attacks import FAMILIES
+    from tmi_nlp.report import FAMILY_STYLES, roc_plot, write_report
 
     run = RunDir(recipe.run_dir)
     results = attack(recipe)
     victims = victim_metrics(run, recipe.run.num_models)
     summary = {"recipe": recipe.to_dict(), "method": recipe.finetune.method, "attacks": results,
                "victim_accuracy": _spread([m["eval_accuracy"] for m in victims])}
-    if all("epsilon" in m for m in victims):
-        summary["epsilon"] = _spread([m["epsilon"] for m in victims])
+    epsilons = [m["epsilon"] for m in victims] if all("epsilon" in m for m in victims) else None
+    if epsilons:
+        summary["epsilon"] = _spread(epsilons)
         summary["delta"] = recipe.finetune.dp_delta
     atomic_write_json(run.report / "metrics.json", summary)
     curves = {name: (np.load(run.attack(name) / "labels.npy"), np.load(run.attack(name) / "scores.npy"))
               for name in results}
-    roc_plot(curves, run.report / "roc.png", title=f"{recipe.run.name}: {recipe.finetune.method} finetuning")
+    title = f"{recipe.run.name}: {recipe.finetune.method} finetuning"
+    roc_plot(curves, run.report / "roc.png", title=title,
+             styles={n: FAMILY_STYLES[FAMILIES.get(n, "tmi")] for n in curves})
+    write_report(run.report / "report.html", title=title, facts=_facts(recipe, run, summary), results=results,
+                 curves=curves, accuracies=[m["eval_accuracy"] for m in victims], epsilons=epsilons,
+                 recipe_yaml=recipe.to_yaml())
     return summary
+
+
+def _facts(recipe: Recipe, run: RunDir, summary: dict) -> dict[str, str]:
+    r, d, f, q = recipe.run, recipe.data, recipe.finetune, recipe.query
+    tokens = json.loads((run.data / "tokens.json").read_text())
+    method = f.method if f.method != "dp" else (
+        f"dp over {f.dp_parameters} parameters: epsilon spent {summary['epsilon']['max']:.2f} "
+        f"(target {f.dp_epsilon:g}), delta {f.dp_delta:g}, clipping norm {f.dp_max_grad_norm:g}")
+    acc = summary["victim_accuracy"]
+    return {
+        "models": f"{r.num_models} (each the victim once, {r.num_models - 1} shadows)",
+        "pretraining pool": f"{d.pool} — {d.pool_size} texts, each model pretrains on about half",
+        "challenge points": f"{r.num_points} (records scored: {r.num_models * r.num_points})",
+        "model": (f"BERT, {recipe.model.num_hidden_layers} layers, hidden {recipe.model.hidden_size}, "
+                  f"max length {recipe.model.max_length}; masked LM for {recipe.pretrain.epochs:g} epochs"),
+        "downstream task": (f"{d.downstream} — {len(tokens['train'])} training and {len(tokens['eval'])} evaluation "
+                            f"texts, {tokens['num_labels']} classes"),
+        "finetuning": f"{method}; {f.epochs:g} epochs, learning rate {f.learning_rate:g}, batch {f.batch_size}",
+        "queries": (f"A = {q.num_augmentations} per point: token {q.augmentation} at rate {q.rate:g}"
+                    + (", query 0 unaugmented" if q.include_original else "")),
+        "victims' accuracy": f"mean {acc['mean']:.3f} (min {acc['min']:.3f}, max {acc['max']:.3f})",
+        "seed": str(r.seed),
+    }
+
+
+def recipe_of_run(folder: str | Path) -> Recipe:
+    """The recipe a run folder was made with, pointed at where the folder is now."""
+    folder = Path(folder)
+    config = RunDir(folder).config
+    if not config.exists():
+        raise RecipeError(f"{folder}: expected a run folder with config.yaml")
+    raw = yaml.safe_load(config.read_text())
+    raw["run"].update(output_dir=str(folder.parent), name=folder.name)
+    return recipe_from_dict(raw)
+
+
+def compare(folders: list[str | Path], attacks: list[str], output: str | Path) -> str:
+    """A markdown table and an overlaid ROC (compare.png) of the given attacks across finished runs."""
+    from tmi_nlp.report import roc_plot
+
+    rows = ["| run | method | victims' acc. | epsilon | attack | AUC [95% CI] | TPR@0.1% | TPR@1% |",
+            "|---|---|---|---|---|---|---|---|"]
+    curves = {}
+    for folder in folders:
+        run = RunDir(folder)
+        if not (run.report / "metrics.json").exists():
+            raise RecipeError(f"{folder}: no report/metrics.json; run `tmi-nlp report {folder}` first")
+        summary = json.loads((run.report / "metrics.json").read_text())
+        eps = f"{summary['epsilon']['max']:.2f}" if "epsilon" in summary else "-"
+        for name in attacks:
+            if name not in summary["attacks"]:
+                continue
+            m = summary["attacks"][name]
+            ci = m.get("auc_ci95", [float("nan")] * 2)
+            rows.append(f"| {run.root.name} | {summary['method']} | {summary['victim_accuracy']['mean']:.3f} | {eps} "
+                        f"| {name} | {m['auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {100 * m['tpr@0.001']:.1f}% "
+                        f"| {100 * m['tpr@0.01']:.1f}% |")
+            curves[f"{run.root.name}: {name}"] = (np.load(run.attack(name) / "labels.npy"),
+                                                  np.load(run.attack(name) / "scores.npy"))
+    table = "\n".join(rows)
+    output = Path(output)
+    atomic_write_text(output / "compare.md", table + "\n")
+    roc_plot(curves, output / "compare.png", title="comparison")
+    return table
 
 
 def run_all(recipe: Recipe, progress: bool = True) -> dict:

@@ -1,5 +1,8 @@
-"""Plots and tables of a run's results."""
+"""Plots, tables and the self-contained HTML report of a run (and a comparison across runs)."""
 
+import base64
+import html
+import io
 from pathlib import Path
 
 import matplotlib
@@ -9,26 +12,69 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
 
-from tmi_nlp.store import atomic_write_bytes  # noqa: E402
+from tmi_nlp.store import atomic_write_bytes, atomic_write_text  # noqa: E402
+
+FAMILY_TITLES = {"tmi": "TMI metaclassifiers", "shadow": "shadow-model baselines",
+                 "shadow-free": "shadow-free baselines", "white-box": "white-box reference (pretrained MLM)"}
+FAMILY_STYLES = {"tmi": "-", "shadow": "--", "shadow-free": ":", "white-box": "-."}
 
 
-def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "") -> None:
-    """Log-log ROC curves, {name: (labels, scores)}, saved as a PNG (atomically)."""
-    import io
-
-    fig, ax = plt.subplots(figsize=(5, 5))
-    for name, (labels, scores) in curves.items():
-        fpr, tpr, _ = roc_curve(labels.ravel(), scores.ravel())
-        ax.plot(fpr, tpr, label=f"{name} (AUC {roc_auc_score(labels.ravel(), scores.ravel()):.3f})")
-    ax.plot([1e-4, 1], [1e-4, 1], "k--", lw=0.8, label="chance")
-    ax.set(xscale="log", yscale="log", xlim=(1e-3, 1), ylim=(1e-3, 1), xlabel="false positive rate",
-           ylabel="true positive rate", title=title)
-    ax.legend(loc="lower right", fontsize=8)
+def _png(fig) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png", dpi=120)
+    fig.savefig(buf, format="png", dpi=110)
     plt.close(fig)
-    atomic_write_bytes(path, buf.getvalue())
+    return buf.getvalue()
+
+
+def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "",
+               styles: dict[str, str] | None = None) -> bytes:
+    """PNG bytes of log-log ROC curves, {name: (labels, scores)}."""
+    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    for name, (labels, scores) in curves.items():
+        fpr, tpr, _ = roc_curve(labels.ravel(), scores.ravel())
+        ax.plot(fpr, tpr, (styles or {}).get(name, "-"), lw=1.3,
+                label=f"{name} (AUC {roc_auc_score(labels.ravel(), scores.ravel()):.3f})")
+    ax.plot([1e-4, 1], [1e-4, 1], "k", lw=0.6, alpha=0.5, label="chance")
+    ax.set(xscale="log", yscale="log", xlim=(1e-3, 1), ylim=(1e-3, 1), xlabel="false positive rate",
+           ylabel="true positive rate", title=title)
+    ax.legend(loc="lower right", fontsize=7)
+    return _png(fig)
+
+
+def roc_plot(curves: dict[str, tuple[np.ndarray, np.ndarray]], path: str | Path, title: str = "",
+             styles: dict[str, str] | None = None) -> None:
+    """Log-log ROC curves saved as a PNG (atomically)."""
+    atomic_write_bytes(path, roc_figure(curves, title, styles))
+
+
+def histogram_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
+    """PNG bytes: per attack, the score histograms of IN and OUT records."""
+    cols = 4
+    rows = max(1, -(-len(curves) // cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    for ax, (name, (labels, scores)) in zip(axes.ravel(), curves.items(), strict=False):
+        labels, scores = labels.ravel().astype(bool), scores.ravel()
+        finite = np.isfinite(scores)
+        lo, hi = np.percentile(scores[finite], [0.5, 99.5]) if finite.any() else (0, 1)
+        bins = np.linspace(lo, hi if hi > lo else lo + 1, 40)
+        ax.hist(scores[labels & finite], bins, alpha=0.55, density=True, label="IN", color="tab:red")
+        ax.hist(scores[~labels & finite], bins, alpha=0.55, density=True, label="OUT", color="tab:blue")
+        ax.set_title(name, fontsize=9)
+        ax.tick_params(labelsize=7)
+    for ax in axes.ravel()[len(curves):]:
+        ax.axis("off")
+    axes[0, 0].legend(fontsize=7)
+    return _png(fig)
+
+
+def accuracy_figure(accuracies: list[float], epsilons: list[float] | None = None) -> bytes:
+    """PNG bytes: the victims' downstream accuracy, model by model."""
+    fig, ax = plt.subplots(figsize=(6.4, 2.6))
+    ax.bar(range(len(accuracies)), accuracies, color="tab:green")
+    ax.set(xlabel="model", ylabel="downstream accuracy", ylim=(0, 1),
+           title="victims' downstream accuracy" + (f" (DP-SGD, epsilon {max(epsilons):.2f})" if epsilons else ""))
+    return _png(fig)
 
 
 def summary_table(results: dict[str, dict], accuracy: dict | None = None) -> str:
@@ -43,3 +89,65 @@ def summary_table(results: dict[str, dict], accuracy: dict | None = None) -> str
         rows.append(f"victims' downstream accuracy: mean {accuracy['mean']:.3f} "
                     f"(min {accuracy['min']:.3f}, max {accuracy['max']:.3f})")
     return "\n".join(rows)
+
+
+def _with_ci(m: dict, key: str, percent: bool = False) -> str:
+    scale, fmt = (100, "{:.1f}") if percent else (1, "{:.3f}")
+    text = fmt.format(m[key] * scale)
+    if f"{key}_ci95" in m:
+        lo, hi = m[f"{key}_ci95"]
+        text += f' <span class="ci">[{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]</span>'
+    return text
+
+
+def metrics_html(results: dict[str, dict]) -> str:
+    head = ("<tr><th>attack</th><th>family</th><th>AUC [95% CI]</th><th>TPR % at 0.1% FPR</th>"
+            "<th>TPR % at 1% FPR</th><th>TPR % at 10% FPR</th><th>balanced acc.</th><th>seconds</th></tr>")
+    rows = []
+    order = sorted(results, key=lambda n: (list(FAMILY_TITLES).index(results[n].get("family", "tmi")),
+                                           -results[n]["auc"]))
+    for name in order:
+        m = results[name]
+        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(m.get('family', 'tmi'))}</td>"
+                    f"<td>{_with_ci(m, 'auc')}</td><td>{_with_ci(m, 'tpr@0.001', True)}</td>"
+                    f"<td>{_with_ci(m, 'tpr@0.01', True)}</td><td>{_with_ci(m, 'tpr@0.1', True)}</td>"
+                    f"<td>{_with_ci(m, 'balanced_accuracy')}</td><td>{m.get('seconds', 0):.2f}</td></tr>")
+    return f"<table>{head}{''.join(rows)}</table>"
+
+
+def _img(png: bytes, alt: str) -> str:
+    return f'<img alt="{html.escape(alt)}" src="data:image/png;base64,{base64.b64encode(png).decode()}">'
+
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:1100px;margin:2em auto;color:#222;padding:0 1em}
+table{border-collapse:collapse;font-size:14px}td,th{border-bottom:1px solid #ddd;padding:4px 10px;text-align:right}
+td:first-child,th:first-child,td:nth-child(2){text-align:left}.ci{color:#777;font-size:12px}td{white-space:nowrap}
+dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}dt{font-weight:600}img{max-width:100%}
+pre{background:#f6f6f6;padding:1em;overflow:auto}"""
+
+
+def report_html(title: str, facts: dict[str, str], results: dict[str, dict],
+                curves: dict[str, tuple[np.ndarray, np.ndarray]], accuracies: list[float],
+                epsilons: list[float] | None, recipe_yaml: str) -> str:
+    """The whole report as one HTML string, every plot embedded."""
+    styles = {name: FAMILY_STYLES.get(results[name].get("family", "tmi"), "-") for name in curves}
+    facts_html = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items())
+    return f"""<!doctype html>
+<html lang="en"><head><meta charset="utf-8"><title>{html.escape(title)}</title><style>{CSS}</style></head>
+<body>
+<h1>{html.escape(title)}</h1>
+<p>Membership inference on the <em>pretraining</em> data of finetuned classifiers (TMI, Abascal et al.,
+PETS 2024). Every model is the victim once; the other models are its shadows. Scores of all victims are
+pooled; intervals are 95% bootstrap intervals over records.</p>
+<h2>Setting</h2><dl>{facts_html}</dl>
+<h2>Attacks</h2>{metrics_html(results)}
+<h2>ROC (log-log)</h2>{_img(roc_figure(curves, title, styles), "ROC curves of every attack")}
+<h2>Scores of members (IN) and non-members (OUT)</h2>{_img(histogram_figure(curves), "score histograms")}
+<h2>Victims</h2>{_img(accuracy_figure(accuracies, epsilons), "victims' downstream accuracy")}
+<details><summary>Recipe (as run)</summary><pre>{html.escape(recipe_yaml)}</pre></details>
+</body></html>
+"""
+
+
+def write_report(path: str | Path, **kwargs) -> None:
+    atomic_write_text(path, report_html(**kwargs))
