@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 from tmi_nlp.data.loading import DataError
+from tmi_nlp.store import DiskSpaceError
 
 STAGES = ("prepare", "pretrain", "finetune", "attack", "report", "run", "check")
 
@@ -92,7 +93,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             _print_summary(recipe, pipeline.report(recipe), time.perf_counter() - start)
         return 0
-    except (RecipeError, DataError) as err:
+    except (RecipeError, DataError, DiskSpaceError) as err:
         print(f"tmi-nlp: error: {err}", file=sys.stderr)
         return 2
 

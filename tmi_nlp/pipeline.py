@@ -24,8 +24,16 @@ from tqdm.auto import tqdm
 
 from tmi_nlp.config import Recipe, RecipeError, recipe_from_dict
 from tmi_nlp.data.loading import check_columns, load_downstream, load_pool
-from tmi_nlp.data.plan import Plan, make_plan
-from tmi_nlp.store import RunDir, atomic_dir, atomic_save_npy, atomic_write_json, atomic_write_text, clean_temporaries
+from tmi_nlp.data.plan import Plan, make_plan, text_hash
+from tmi_nlp.store import (
+    RunDir,
+    atomic_dir,
+    atomic_save_npy,
+    atomic_write_json,
+    atomic_write_text,
+    clean_temporaries,
+    require_free_space,
+)
 
 # Fields that change where or how a run executes, not what it computes: they may differ on resume
 # (a run folder may be moved or renamed).
@@ -50,7 +58,11 @@ def _differences(old: dict, new: dict) -> list[str]:
 
 
 def prepare(recipe: Recipe) -> RunDir:
-    """Check the data, then write config, plan, tokenizer and the token cache (each once)."""
+    """Check the data, then write config, plan, tokenizer and the token cache (each once).
+
+    On a rerun, the recipe and the data (their sha256) must be those the folder was made with:
+    otherwise nothing is mixed, and the error says what changed.
+    """
     run = RunDir(recipe.run_dir)
     if run.config.exists():
         old = yaml.safe_load(run.config.read_text())
@@ -59,22 +71,82 @@ def prepare(recipe: Recipe) -> RunDir:
             raise RecipeError(f"run folder {run.root} was made by a different recipe; refusing to mix "
                               f"artifacts. Changed: {'; '.join(changed)}. Use a new run.name.")
     check_columns(recipe.data)
+    seed = recipe.run.seed
+    pool = load_pool(recipe.data, seed)
+    downstream = load_downstream(recipe.data, seed, pool)
+    fingerprint = data_fingerprint(pool, downstream)
+    fingerprint_path = run.data / "fingerprint.json"
+    if fingerprint_path.exists():
+        old = json.loads(fingerprint_path.read_text())
+        changed = [f"{key}: {old.get(key)} -> {value}" for key, value in fingerprint.items() if old.get(key) != value]
+        if changed:
+            raise RecipeError(f"run folder {run.root}: the data changed since it was made; refusing to mix "
+                              f"artifacts. Changed: {'; '.join(changed)}. Use a new run.name.")
     run.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(run.root)
     if not run.config.exists():
         atomic_write_text(run.config, recipe.to_yaml())
+    _record_environment(run)
     if recipe.run.pretrained_from:
         _reuse_pretraining(recipe, run)
-    seed = recipe.run.seed
     if not Plan.exists(run.plan):
-        pool = load_pool(recipe.data, seed)
         make_plan(pool, recipe.run.num_models, recipe.run.num_points, seed).save(run.plan)
     plan = Plan.load(run.plan)
     if not (run.tokenizer / "tokenizer.json").exists():
-        _make_tokenizer(recipe, plan, run)
+        _make_tokenizer(recipe, plan, downstream, run)
+    _check_tokenizer(recipe, run)
     if not (run.data / "tokens.json").exists():
-        _tokenize(recipe, plan, run)
+        _tokenize(recipe, plan, downstream, run)
+    if not fingerprint_path.exists():
+        atomic_write_json(fingerprint_path, fingerprint)
     return run
+
+
+def data_fingerprint(pool: list[str], downstream) -> dict[str, str]:
+    """sha256 of the pool and of the downstream texts and labels (train and eval)."""
+    labels = ",".join(map(str, downstream.train_labels + downstream.eval_labels))
+    return {"pool_sha256": text_hash(pool),
+            "downstream_sha256": text_hash(downstream.train_texts + downstream.eval_texts + [labels])}
+
+
+PACKAGES = ("tmi-nlp", "torch", "transformers", "tokenizers", "datasets", "peft", "accelerate", "opacus",
+            "evaluate", "scikit-learn", "numpy", "safetensors", "huggingface_hub")
+
+
+def _record_environment(run: RunDir) -> None:
+    """environment.json: Python and package versions the run was made with (a resume under others warns)."""
+    import platform
+    import sys
+    from importlib.metadata import PackageNotFoundError, version
+
+    def installed(name: str) -> str:
+        try:
+            return version(name)
+        except PackageNotFoundError:
+            return "not installed"
+
+    now = {"python": platform.python_version(), **{name: installed(name) for name in PACKAGES}}
+    path = run.root / "environment.json"
+    if not path.exists():
+        atomic_write_json(path, now)
+        return
+    then = json.loads(path.read_text())
+    changed = [f"{k} {then.get(k)} -> {v}" for k, v in now.items() if then.get(k) != v]
+    if changed:
+        print(f"tmi-nlp: warning: {run.root} was made with other versions ({'; '.join(changed)}); "
+              f"finished artifacts are kept, new ones may differ slightly", file=sys.stderr)
+
+
+def _check_tokenizer(recipe: Recipe, run: RunDir) -> None:
+    """The shared tokenizer must fit every pretrained model already on disk (vocabulary size)."""
+    tokenizer_size = len(load_run_tokenizer(run))
+    for i in range(recipe.run.num_models):
+        config = run.pretrained(i) / "config.json"
+        if config.exists():
+            vocab = json.loads(config.read_text())["vocab_size"]
+            if vocab != tokenizer_size:
+                raise RecipeError(f"tokenizer.path = {recipe.tokenizer.path!r}: the tokenizer has {tokenizer_size} "
+                                  f"tokens but models/{i}/pretrained has vocab_size {vocab}; expected equal")
 
 
 def _reuse_pretraining(recipe: Recipe, run: RunDir) -> None:
@@ -110,7 +182,7 @@ def _link_or_copy(src: str, dst: str) -> None:
         shutil.copy2(src, dst)
 
 
-def _make_tokenizer(recipe: Recipe, plan: Plan, run: RunDir) -> None:
+def _make_tokenizer(recipe: Recipe, plan: Plan, downstream, run: RunDir) -> None:
     from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
 
     if recipe.tokenizer.path:
@@ -118,15 +190,13 @@ def _make_tokenizer(recipe: Recipe, plan: Plan, run: RunDir) -> None:
     else:
         # Trained on the whole candidate pool and the downstream text: the same for every model,
         # so the vocabulary carries no information about any model's membership.
-        downstream = load_downstream(recipe.data, recipe.run.seed, plan.pool)
         tokenizer = train_wordpiece(plan.pool + downstream.train_texts, recipe.tokenizer.vocab_size)
     with atomic_dir(run.tokenizer) as tmp:
         tokenizer.save_pretrained(tmp)
 
 
-def _tokenize(recipe: Recipe, plan: Plan, run: RunDir) -> None:
+def _tokenize(recipe: Recipe, plan: Plan, downstream, run: RunDir) -> None:
     tokenizer = load_run_tokenizer(run)
-    downstream = load_downstream(recipe.data, recipe.run.seed, plan.pool)
     max_len = recipe.model.max_length
 
     def encode(texts: list[str], specials: bool = True) -> list[list[int]]:
@@ -186,7 +256,7 @@ def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int =
     if "signals" in stages and not model_done(run, i, "signals"):
         _require_pretrained(run, i, "signals")
         start = time.perf_counter()
-        model = BertForMaskedLM.from_pretrained(run.pretrained(i))
+        model = BertForMaskedLM.from_pretrained(run.pretrained(i), use_safetensors=True)
         atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer,
                                                                      seed=recipe.run.seed))
         timings["signals_s"] = time.perf_counter() - start
@@ -225,6 +295,16 @@ def default_workers(recipe: Recipe) -> tuple[int, int]:
 MODEL_STAGES = ("pretrain", "signals", "finetune")
 
 
+def _bytes_per_model(recipe: Recipe, stages: tuple[str, ...]) -> int:
+    """Upper estimate of one model's artifacts: float32 weights (pretrained, finetuned) and its query tensor."""
+    m, vocab = recipe.model, recipe.tokenizer.vocab_size
+    params = (vocab + m.max_length + 2) * m.hidden_size + m.num_hidden_layers * (
+        4 * m.hidden_size**2 + 2 * m.hidden_size * m.intermediate_size) + 2 * m.hidden_size**2 + vocab
+    weights = 4 * params * (("pretrain" in stages) + ("finetune" in stages))
+    queries = 4 * recipe.run.num_points * recipe.query.num_augmentations * 1000 if "finetune" in stages else 0
+    return int(1.5 * weights + queries + (1 << 20))  # C <= 1000 classes; 1 MiB of configs and metrics
+
+
 def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
                  models: Iterable[int] | None = None, progress: bool = True) -> list[dict]:
     """Run the per-model stages (pretrain, extract signals, finetune) not yet done, over worker processes."""
@@ -233,6 +313,8 @@ def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
     todo = [i for i in indices if not all(model_done(run, i, s) for s in stages)]
     if not todo:
         return []
+    require_free_space(run.root, len(todo) * _bytes_per_model(recipe, stages),
+                       f"{len(todo)} models' {'+'.join(stages)}")
     workers, threads = default_workers(recipe)
     jobs = [(recipe.to_dict(), i, stages, threads) for i in todo]
     bar = tqdm(total=len(todo), desc="+".join(stages), unit="model", disable=not progress)

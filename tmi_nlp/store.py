@@ -138,3 +138,19 @@ class RunDir:
     def report(self) -> Path:
         return self.root / "report"
 
+
+
+class DiskSpaceError(RuntimeError):
+    """Not enough free disk for the artifacts a stage is about to write."""
+
+
+def require_free_space(folder: str | Path, needed_bytes: int, what: str) -> None:
+    """Raise DiskSpaceError, before anything is written, when `folder`'s disk has less than `needed_bytes` free."""
+    folder = Path(folder)
+    probe = folder
+    while not probe.exists():
+        probe = probe.parent
+    free = shutil.disk_usage(probe).free
+    if free < needed_bytes:
+        raise DiskSpaceError(f"{folder}: {what} needs about {needed_bytes / 2**20:,.0f} MiB but the disk has "
+                             f"{free / 2**20:,.0f} MiB free; free some space or set run.output_dir elsewhere")

@@ -16,7 +16,7 @@ class FullFinetune(FinetuneMethod):
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
         # The pooler was never trained by masked-LM pretraining; here it trains with the rest.
-        return BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_labels)
+        return BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_labels, use_safetensors=True)
 
     def load(self, finetuned: Path) -> torch.nn.Module:
-        return BertForSequenceClassification.from_pretrained(finetuned)
+        return BertForSequenceClassification.from_pretrained(finetuned, use_safetensors=True)

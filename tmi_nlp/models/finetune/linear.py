@@ -66,10 +66,10 @@ class LinearProbe(FinetuneMethod):
         config = BertConfig.from_pretrained(pretrained, num_labels=num_labels, hidden_dropout_prob=0.0,
                                             attention_probs_dropout_prob=0.0)
         config.probe_pooling = args.pooling
-        model = BertLinearProbe.from_pretrained(pretrained, config=config)
+        model = BertLinearProbe.from_pretrained(pretrained, config=config, use_safetensors=True)
         model.bert.requires_grad_(False)  # again: loading may reset requires_grad
         model.fit_standardisation(train_ids, tokenizer.pad_token_id)
         return model
 
     def load(self, finetuned: Path) -> torch.nn.Module:
-        return BertLinearProbe.from_pretrained(finetuned)
+        return BertLinearProbe.from_pretrained(finetuned, use_safetensors=True)

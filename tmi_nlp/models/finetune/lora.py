@@ -30,7 +30,7 @@ class LoraFinetune(FinetuneMethod):
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
-        base = BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_labels)
+        base = BertForSequenceClassification.from_pretrained(pretrained, num_labels=num_labels, use_safetensors=True)
         names = {name.rsplit(".", 1)[-1] for name, _ in base.named_modules()}
         missing = [m for m in [*args.lora_target_modules, *args.lora_modules_to_save] if m not in names]
         if missing:
@@ -42,5 +42,7 @@ class LoraFinetune(FinetuneMethod):
     def load(self, finetuned: Path) -> torch.nn.Module:
         info = json.loads((finetuned / "method.json").read_text())
         base = BertForSequenceClassification.from_pretrained(pretrained_path(finetuned),
-                                                             num_labels=info["num_labels"])
+                                                             num_labels=info["num_labels"], use_safetensors=True)
+        if not (finetuned / "adapter_model.safetensors").exists():
+            raise FileNotFoundError(f"{finetuned}: no adapter_model.safetensors (pickled adapters are not loaded)")
         return PeftModel.from_pretrained(base, finetuned)

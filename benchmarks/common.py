@@ -1,0 +1,42 @@
+"""Helpers shared by the benchmark scripts: timing, peak memory of a child process, matmul peak."""
+
+import json
+import resource
+import subprocess
+import sys
+import time
+
+import torch
+
+
+def matmul_peak_gflops(threads: int, dtype: torch.dtype = torch.float32, size: int = 1024, seconds: float = 2.0) -> float:
+    """Measured matmul throughput (GFLOP/s) of this CPU at `threads` threads: the MFU denominator."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    a, b = torch.randn(size, size, dtype=dtype), torch.randn(size, size, dtype=dtype)
+    for _ in range(3):
+        a @ b
+    count, start = 0, time.perf_counter()
+    while time.perf_counter() - start < seconds:
+        a @ b
+        count += 1
+    elapsed = time.perf_counter() - start
+    torch.set_num_threads(before)
+    return 2 * size**3 * count / elapsed / 1e9
+
+
+def run_child(code: str) -> tuple[dict, float]:
+    """Run Python `code` (which prints one JSON line last) in a fresh process: (its result, its peak RSS in MiB)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
+    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    # ru_maxrss of children is the largest child so far: run the smallest stage first.
+    return result, max(peak, before) / 1024
+
+
+def table(rows: list[list], header: list[str]) -> str:
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]
+    lines += ["  ".join(str(c).ljust(w) for c, w in zip(r, widths, strict=True)) for r in rows]
+    return "\n".join(lines)

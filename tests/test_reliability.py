@@ -1,0 +1,189 @@
+"""Crash safety, reproducibility, validation, safe loading and disk checks (issue: reliability)."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import namedtuple
+
+import numpy as np
+import pytest
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from tmi_nlp import pipeline
+from tmi_nlp.cli import main
+from tmi_nlp.config import SECTIONS, RecipeError, recipe_from_dict
+from tmi_nlp.store import DiskSpaceError, RunDir
+
+# Only two baselines, so that each restart stays short.
+FAST = {"attack": {"baselines": ["lira_online", "mlm_loss_lira"]}}
+
+
+def _write_recipe(tiny, tmp_path, name):
+    recipe = tiny(run={"name": name}, **FAST)
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(recipe.to_yaml())
+    return recipe, path
+
+
+def _finished_files(run: RunDir) -> dict[str, int]:
+    return {str(p.relative_to(run.root)): p.stat().st_mtime_ns for p in run.root.rglob("*")
+            if p.is_file() and ".tmp-" not in str(p)}
+
+
+def test_run_killed_at_six_points_over_the_stages_resumes_to_identical_scores(tiny, tmp_path):
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    cli = [sys.executable, "-m", "tmi_nlp.cli", "run"]
+    ref_recipe, ref_path = _write_recipe(tiny, tmp_path, "straight")
+    subprocess.run([*cli, str(ref_path)], check=True, env=env, capture_output=True)
+    recipe, path = _write_recipe(tiny, tmp_path, "killed")
+    run = RunDir(recipe.run_dir)
+    # Kill as soon as each marker appears: prepare, pretraining, signals, finetuning, attack, report.
+    markers = [run.tokenizer / "tokenizer.json", run.pretrained(1) / "config.json", run.signal(2, "mlm_loss"),
+               run.queries(2), run.attack("mlp") / "metrics.json", run.attack("lira_online") / "metrics.json"]
+    kept: dict[str, int] = {}
+    for marker in markers:
+        proc = subprocess.Popen([*cli, str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+        deadline = time.time() + 300
+        while not marker.exists() and proc.poll() is None and time.time() < deadline:
+            time.sleep(0.02)
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+        assert marker.exists(), marker
+        assert not (run.report / "report.html").exists()
+        now = _finished_files(run)
+        # Nothing finished before is rewritten by a later, interrupted process.
+        assert {k: now[k] for k in kept if k in now} == {k: v for k, v in kept.items() if k in now}
+        assert set(kept) <= set(now)
+        kept = now
+    subprocess.run([*cli, str(path)], check=True, env=env, capture_output=True)
+    final = _finished_files(run)
+    stable = {k for k in kept if k.startswith(("models/", "plan/", "tokenizer/"))}
+    assert all(final[k] == kept[k] for k in stable)  # not retrained
+    assert not list(run.root.rglob(".*.tmp-*"))
+    ref = RunDir(ref_recipe.run_dir)
+    assert np.array_equal(np.load(run.plan / "keep.npy"), np.load(ref.plan / "keep.npy"))
+    for i in range(recipe.run.num_models):
+        assert np.array_equal(np.load(run.queries(i)), np.load(ref.queries(i)))
+    for name in ("mlp", "shared_centred", "lira_online", "mlm_loss_lira"):
+        assert np.array_equal(np.load(run.attack(name) / "scores.npy"), np.load(ref.attack(name) / "scores.npy"))
+
+
+def test_same_seed_same_plan_other_seed_other_plan_and_provenance_is_written(tiny):
+    a = pipeline.prepare(tiny(run={"name": "a"}))
+    b = pipeline.prepare(tiny(run={"name": "b"}))
+    c = pipeline.prepare(tiny(run={"name": "c", "seed": 1}))
+    keep = [np.load(r.plan / "keep.npy") for r in (a, b, c)]
+    assert np.array_equal(keep[0], keep[1]) and not np.array_equal(keep[0], keep[2])
+    assert (a.data / "tokens.json").read_text() == (b.data / "tokens.json").read_text()
+    env = json.loads((a.root / "environment.json").read_text())
+    assert env["torch"] and env["transformers"] and env["python"]
+    assert set(json.loads((a.data / "fingerprint.json").read_text())) == {"pool_sha256", "downstream_sha256"}
+    assert yaml.safe_load(a.config.read_text())["run"]["seed"] == 0
+
+
+def test_changed_data_is_refused_and_named(tiny, tmp_path):
+    task = tmp_path / "task.csv"
+    rows = [f"note number {i} about department {i % 3},{i % 3}" for i in range(300)]
+    task.write_text("text,label\n" + "\n".join(rows) + "\n")
+    recipe = tiny(data={"downstream": str(task), "num_train": 160, "num_eval": 40})
+    pipeline.prepare(recipe)
+    task.write_text("text,label\n" + "\n".join(rows[:150] + ["a changed note,1"] + rows[151:]) + "\n")
+    with pytest.raises(RecipeError, match="downstream_sha256"):
+        pipeline.prepare(recipe)
+
+
+@pytest.mark.parametrize("labels, fragment", [
+    (["a", "b"], "expected an integer >= 0"),
+    ([-1, 1], "expected an integer >= 0"),
+    ([0.5, 1], "expected an integer >= 0"),
+])
+def test_bad_labels_are_named_before_training(tiny, tmp_path, labels, fragment):
+    task = tmp_path / "task.jsonl"
+    task.write_text("\n".join(json.dumps({"text": f"text {i}", "label": labels[i % 2]}) for i in range(50)))
+    with pytest.raises(Exception, match=fragment):
+        pipeline.prepare(tiny(data={"downstream": str(task)}))
+    assert not RunDir(tiny().run_dir).root.exists() or not (RunDir(tiny().run_dir).plan / "plan.json").exists()
+
+
+def test_empty_texts_and_a_small_pool_are_named(tiny, tmp_path):
+    empty = tmp_path / "empty.csv"
+    empty.write_text("text,label\n" + "\n".join(" ,1" for _ in range(20)) + "\n")
+    with pytest.raises(Exception, match="no non-empty texts"):
+        pipeline.prepare(tiny(data={"downstream": str(empty)}))
+    small = tmp_path / "pool.txt"
+    small.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
+    with pytest.raises(Exception, match="data.pool_size = 48"):
+        pipeline.prepare(tiny(data={"pool": str(small)}))
+
+
+def test_a_tokenizer_that_does_not_fit_the_models_is_refused(tiny, tmp_path):
+    recipe = tiny(pretrain={"epochs": 0.1})
+    pipeline.prepare(recipe)
+    pipeline.train_models(recipe, stages=("pretrain",), models=[0], progress=False)
+    run = RunDir(recipe.run_dir)
+    config = json.loads((run.pretrained(0) / "config.json").read_text())
+    config["vocab_size"] += 7
+    (run.pretrained(0) / "config.json").write_text(json.dumps(config))
+    with pytest.raises(RecipeError, match="vocab_size"):
+        pipeline.prepare(recipe)
+
+
+def test_pickle_checkpoints_are_not_loaded(tiny):
+    recipe = tiny(pretrain={"epochs": 0.1})
+    pipeline.prepare(recipe)
+    pipeline.train_models(recipe, stages=("pretrain",), models=[0], progress=False)
+    run = RunDir(recipe.run_dir)
+    import torch
+    from safetensors.torch import load_file
+
+    weights = run.pretrained(0) / "model.safetensors"
+    torch.save(load_file(weights), run.pretrained(0) / "pytorch_model.bin")
+    weights.unlink()
+    with pytest.raises(Exception, match="safetensors|model.safetensors"):
+        pipeline.train_models(recipe, stages=("finetune",), models=[0], progress=False)
+    assert not run.queries(0).exists()
+
+
+def test_run_name_cannot_escape_the_runs_folder(tmp_path, capsys):
+    recipe = tmp_path / "r.yaml"
+    for name in ("../outside", "/etc", "a/b", ".."):
+        recipe.write_text(yaml.safe_dump({"run": {"name": name, "output_dir": str(tmp_path / "runs")}}))
+        assert main(["check", str(recipe)]) == 2
+        assert "run.name" in capsys.readouterr().err
+    assert not (tmp_path / "outside").exists()
+
+
+def test_low_disk_space_stops_a_stage_before_it_writes(tiny, monkeypatch):
+    recipe = tiny()
+    pipeline.prepare(recipe)
+    usage = namedtuple("usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
+    with pytest.raises(DiskSpaceError, match="MiB free"):
+        pipeline.train_models(recipe, progress=False)
+    assert not RunDir(recipe.run_dir).pretrained(0).exists()
+
+
+# The fuzz: any mapping of sections to fields with values of any plain YAML type either loads or
+# raises RecipeError; never another exception.
+FIELD_NAMES = sorted({f.name for cls in SECTIONS.values() for f in __import__("dataclasses").fields(cls)})
+values = st.recursive(st.none() | st.booleans() | st.integers(-10**6, 10**6) | st.floats(allow_nan=True)
+                      | st.text(max_size=12), lambda inner: st.lists(inner, max_size=3)
+                      | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=6)
+sections = st.dictionaries(st.sampled_from(FIELD_NAMES) | st.text(max_size=8), values, max_size=4)
+recipes = st.dictionaries(st.sampled_from(sorted(SECTIONS)) | st.text(max_size=6), sections | values, max_size=4)
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(recipes | values)
+def test_fuzzed_recipes_give_only_clean_errors(raw):
+    try:
+        recipe_from_dict(raw)
+    except RecipeError as err:
+        assert str(err)
