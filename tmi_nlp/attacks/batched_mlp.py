@@ -37,12 +37,28 @@ def init_params(num_problems: int, d_in: int, hidden: int, gen: torch.Generator)
             uniform((num_problems, hidden, 2), hidden), uniform((num_problems, 2), hidden)]
 
 
-def forward(params: list[torch.Tensor], x: torch.Tensor, dropout_mask: torch.Tensor | None) -> torch.Tensor:
+def forward(params: list[torch.Tensor], x: torch.Tensor, kept: torch.Tensor | None = None,
+            keep: float = 1.0) -> torch.Tensor:
+    """Logits [B, m, 2]; `kept` [B, m, hidden] bool marks the hidden units dropout keeps (inverted dropout)."""
     w1, b1, w2, b2 = params
     h = torch.relu(torch.baddbmm(b1.unsqueeze(1), x, w1))
-    if dropout_mask is not None:
-        h = h * dropout_mask
+    if kept is not None:
+        # Multiplying by the bool mask is ~7x faster than masked_fill on CPU; scaling the small w2
+        # by 1/keep instead of the large h saves another pass.
+        return torch.baddbmm(b2.unsqueeze(1), h * kept, w2 / keep)
     return torch.baddbmm(b2.unsqueeze(1), h, w2)
+
+
+def dropout_masks(rng: np.random.Generator, shape: tuple[int, ...], dropout: float) -> tuple[torch.Tensor, float]:
+    """Bernoulli(1 - dropout) keep mask from random bytes, and the keep probability it realises.
+
+    One random byte per unit (numpy's PCG64 fills bytes ~6x faster than torch.rand fills floats,
+    and mask generation dominated training): the drop probability is rounded to a multiple of
+    1/256 (exact for 0.5, the default), and the scaling uses the rounded value.
+    """
+    threshold = round(dropout * 256)
+    drawn = torch.from_numpy(rng.integers(0, 256, size=shape, dtype=np.uint8))
+    return drawn >= threshold, 1.0 - threshold / 256
 
 
 def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Generator,
@@ -50,23 +66,28 @@ def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Ge
     """Train one MLP per problem: x [B, n, d] float, y [B, n] bool. Returns the weights."""
     num_problems, n, d = x.shape
     params = params or init_params(num_problems, d, settings.hidden_size, gen)
-    opt = torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    # fused: one kernel per parameter for the whole Adam update (same arithmetic as the loop version).
+    opt = torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
     target = y.long()
     weights = balanced_weights(y) if settings.class_balanced else torch.ones(num_problems, 2)
     example_w = torch.gather(weights, 1, target)  # [B, n]
-    keep = 1.0 - settings.dropout
+    # Dropout masks come from their own stream, seeded from `gen` (drawn only when dropout is on, so
+    # that without dropout the minibatch order equals the reference's).
+    mask_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))) if settings.dropout else None
     for _ in range(settings.epochs):
         perm = torch.randperm(n, generator=gen)
+        # One gather per epoch; the minibatches are then slices of it.
+        xs, ts, ws = x[:, perm], target[:, perm], example_w[:, perm]
         for start in range(0, n, settings.batch_size):
-            idx = perm[start:start + settings.batch_size]
-            mask = None
+            end = min(start + settings.batch_size, n)
+            kept, keep = None, 1.0
             if settings.dropout > 0:
-                shape = (num_problems, len(idx), settings.hidden_size)
-                mask = (torch.rand(shape, generator=gen) < keep).float() / keep
-            logits = forward(params, x[:, idx], mask)
-            ce = F.cross_entropy(logits.reshape(-1, 2), target[:, idx].reshape(-1),
+                kept, keep = dropout_masks(mask_rng, (num_problems, end - start, settings.hidden_size),
+                                           settings.dropout)
+            logits = forward(params, xs[:, start:end], kept, keep)
+            ce = F.cross_entropy(logits.reshape(-1, 2), ts[:, start:end].reshape(-1),
                                  reduction="none").view(num_problems, -1)
-            w = example_w[:, idx]
+            w = ws[:, start:end]
             loss = ((ce * w).sum(1) / w.sum(1)).sum()
             opt.zero_grad(set_to_none=True)
             loss.backward()
@@ -77,12 +98,16 @@ def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Ge
 @torch.no_grad()
 def predict_in(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     """P(IN) for x [B, m, d] -> [B, m] (no dropout)."""
-    return torch.softmax(forward(params, x, None), dim=-1)[..., 1]
+    return torch.softmax(forward(params, x), dim=-1)[..., 1]
 
 
 def fit_score(x_train: np.ndarray, y_train: np.ndarray, x_victim: np.ndarray, settings: MLPSettings,
-              seed: int, chunk: int = 4096) -> np.ndarray:
-    """Train on x_train [B, n, d] / y_train [B, n] and return mean P(IN) over x_victim [B, m, d] -> [B]."""
+              seed: int, chunk: int = 512) -> np.ndarray:
+    """Train on x_train [B, n, d] / y_train [B, n] and return mean P(IN) over x_victim [B, m, d] -> [B].
+
+    Problems train in chunks of `chunk`: the per-step tensors [chunk, batch, hidden] then stay in
+    the CPU's cache (512: 8 MiB), measured 1.9x faster than chunks of 4096 (benchmarks/attack_speed.py).
+    """
     gen = torch.Generator().manual_seed(seed)
     scores = np.empty(x_train.shape[0], dtype=np.float64)
     for start in range(0, x_train.shape[0], chunk):
