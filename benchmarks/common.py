@@ -9,7 +9,8 @@ import time
 import torch
 
 
-def matmul_peak_gflops(threads: int, dtype: torch.dtype = torch.float32, size: int = 1024, seconds: float = 2.0) -> float:
+def matmul_peak_gflops(threads: int, dtype: torch.dtype = torch.float32, size: int = 1024,
+                       seconds: float = 2.0) -> float:
     """Measured matmul throughput (GFLOP/s) of this CPU at `threads` threads: the MFU denominator."""
     before = torch.get_num_threads()
     torch.set_num_threads(threads)

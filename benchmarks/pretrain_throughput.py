@@ -47,7 +47,8 @@ h, v = cfg["hidden"], len(tok)
 # (transform h x h on every projected token, h x V projection on 15% or on every token).
 head_tokens = 0.15 if cfg["sparse"] else 1.0
 flops = 6 * params + 12 * cfg["layers"] * cfg["length"] * h + 6 * head_tokens * (h * h + h * v)
-print(json.dumps({"tokens_per_s": tokens / elapsed, "flops_per_token": flops, "bf16": cfg["bf16"] and bf16_supported()}))
+print(json.dumps({"tokens_per_s": tokens / elapsed, "flops_per_token": flops,
+                  "bf16": cfg["bf16"] and bf16_supported()}))
 """
 
 

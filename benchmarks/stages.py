@@ -35,12 +35,14 @@ elif stage == "queries":
     tok = pipeline.load_run_tokenizer(run)
     tokens = j.loads((run.data / "tokens.json").read_text())
     q = recipe.query
-    texts = QueryCallback(tokens["challenge"], "/dev/null", num_queries=q.num_augmentations, augmentation=q.augmentation,
-                          rate=q.rate, include_original=q.include_original, seed=(0,), tokenizer=tok).queries()
+    texts = QueryCallback(tokens["challenge"], "/dev/null", num_queries=q.num_augmentations,
+                          augmentation=q.augmentation, rate=q.rate, include_original=q.include_original, seed=(0,),
+                          tokenizer=tok).queries()
     model = load_finetuned(run.finetuned(0))
     start = time.perf_counter()
     predict_proba(model, texts, tok.pad_token_id, q.batch_size)
-    print(json.dumps({{"seconds": time.perf_counter() - start, "queries_per_s": len(texts) / (time.perf_counter() - start)}}))
+    elapsed = time.perf_counter() - start
+    print(json.dumps({{"seconds": elapsed, "queries_per_s": len(texts) / elapsed}}))
     raise SystemExit
 print(json.dumps({{"seconds": time.perf_counter() - start}}))
 """
