@@ -12,7 +12,7 @@ def test_demo_recipe_is_the_default():
     assert load_recipe(ROOT / "recipes" / "demo.yaml").to_dict() == Recipe().to_dict()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes").glob("*.yaml")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes").rglob("*.yaml")), ids=lambda p: p.name)
 def test_every_shipped_recipe_loads(path):
     assert isinstance(load_recipe(path), Recipe)
 

@@ -97,7 +97,14 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
         else:
             eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
             texts, labels = texts[: args.num_train], labels[: args.num_train]
-        num_labels = max(labels + eval_labels) + 1
+        # Labels index the classes 0..C-1 in sorted order of their values (AG News uses 1..4).
+        classes = sorted(set(labels + eval_labels))
+        index = {value: i for i, value in enumerate(classes)}
+        labels, eval_labels = [index[y] for y in labels], [index[y] for y in eval_labels]
+        num_labels = len(classes)
+        if num_labels < 2:
+            raise DataError(f"data.downstream_label_column = {args.downstream_label_column!r}: every example has "
+                            f"label {classes[0]}; expected at least 2 classes")
     pool_set = set(pool)
     train = [(t, y) for t, y in zip(texts, labels, strict=True) if t not in pool_set][: args.num_train]
     evals = [(t, y) for t, y in zip(eval_texts, eval_labels, strict=True) if t not in pool_set][: args.num_eval]
