@@ -101,6 +101,10 @@ class ModelArguments:
     num_attention_heads: int = field(default=2, metadata={"help": "Attention heads."})
     intermediate_size: int = field(default=512, metadata={"help": "Feed-forward size."})
     max_length: int = field(default=64, metadata={"help": "Tokens per text (longer texts are truncated)."})
+    init_from: str = field(default="", metadata={
+        "help": "Continued pretraining: a masked-LM checkpoint (local folder or Hub id, safetensors) every "
+                "shadow starts from, then trains on its half pool (the domain-adaptation threat). Its own "
+                "tokenizer is used, and its config replaces the sizes above (max_length still applies)."})
 
     def __post_init__(self) -> None:
         s = "model"

@@ -185,8 +185,9 @@ def _link_or_copy(src: str, dst: str) -> None:
 def _make_tokenizer(recipe: Recipe, plan: Plan, downstream, run: RunDir) -> None:
     from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
 
-    if recipe.tokenizer.path:
-        tokenizer = load_tokenizer(recipe.tokenizer.path)
+    if recipe.tokenizer.path or recipe.model.init_from:
+        # Continued pretraining uses the checkpoint's own tokenizer unless one is named.
+        tokenizer = load_tokenizer(recipe.tokenizer.path or recipe.model.init_from)
     else:
         # Trained on the whole candidate pool and the downstream text: the same for every model,
         # so the vocabulary carries no information about any model's membership.

@@ -91,10 +91,11 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
         eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
         texts, labels = texts[: args.num_train], labels[: args.num_train]
     else:
-        texts, labels = _labelled(args, args.downstream_split)
+        pool_set = set(pool)
+        texts, labels = _without(_labelled(args, args.downstream_split), pool_set)
         if args.downstream_eval_split:
-            eval_texts, eval_labels = _labelled(args, args.downstream_eval_split)
-        else:
+            eval_texts, eval_labels = _without(_labelled(args, args.downstream_eval_split), pool_set)
+        else:  # held out after removing pool texts, so removal does not shrink the training set
             eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
             texts, labels = texts[: args.num_train], labels[: args.num_train]
         # Labels index the classes 0..C-1 in sorted order of their values (AG News uses 1..4).
@@ -113,6 +114,11 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
                         f"train and {len(evals)} eval examples remain; expected >= 2 and >= 1")
     return Downstream([t for t, _ in train], [y for _, y in train], [t for t, _ in evals],
                       [y for _, y in evals], num_labels)
+
+
+def _without(labelled: tuple[list[str], list[int]], texts: set[str]) -> tuple[list[str], list[int]]:
+    kept = [(t, y) for t, y in zip(*labelled, strict=True) if t not in texts]
+    return [t for t, _ in kept], [y for _, y in kept]
 
 
 def _labelled(args: DataArguments, split: str) -> tuple[list[str], list[int]]:

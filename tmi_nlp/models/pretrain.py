@@ -44,9 +44,16 @@ def bert_config(args: ModelArguments, tokenizer: PreTrainedTokenizerBase, **over
 
 def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBase, model_args: ModelArguments,
                    args: PretrainArguments, seed: int, output: Path) -> dict:
-    """Train one masked LM from scratch on `train_ids` and save it (safetensors) atomically at `output`."""
+    """Train one masked LM on `train_ids` (from scratch, or from `model_args.init_from`); save it atomically."""
     set_seed(seed)
-    model = BertForMaskedLMSparse(bert_config(model_args, tokenizer))
+    if model_args.init_from:
+        model = BertForMaskedLMSparse.from_pretrained(model_args.init_from, use_safetensors=True)
+        if model.config.vocab_size < len(tokenizer):
+            raise ValueError(f"model.init_from = {model_args.init_from!r}: vocab_size {model.config.vocab_size} "
+                             f"is smaller than the run's tokenizer ({len(tokenizer)} tokens); expected the "
+                             f"checkpoint's own tokenizer")
+    else:
+        model = BertForMaskedLMSparse(bert_config(model_args, tokenizer))
     # No collator seed: it refuses to run in a worker process; set_seed makes the masking reproducible.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability)
     dataset = [{"input_ids": ids} for ids in train_ids]

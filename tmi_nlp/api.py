@@ -1,0 +1,86 @@
+"""Python API on your own text: lists, pandas DataFrames or `datasets.Dataset`s, no files needed.
+
+    from tmi_nlp.api import run_experiment
+
+    summary = run_experiment(
+        pool=my_private_corpus,                      # list[str], DataFrame or Dataset
+        downstream=(texts, labels),                  # (list[str], list[int]), DataFrame or Dataset
+        overrides=["run.name=mine", "run.num_models=16", "finetune.method=lora"])
+    summary["attacks"]["mlp"]["auc"]
+
+In-memory data is written once into the run folder (`inputs/pool.jsonl`, `inputs/downstream.jsonl`)
+and the recipe points at those files, so the run stays self-describing and resumable like any
+other; texts that are in both the pool and the downstream data are removed from the downstream
+side when the run is prepared.
+"""
+
+import json
+import numbers
+from pathlib import Path
+from typing import Any
+
+from tmi_nlp import pipeline
+from tmi_nlp.config import Recipe, apply_overrides, recipe_from_dict
+from tmi_nlp.data.loading import DataError
+from tmi_nlp.store import atomic_write_text
+
+
+def _rows(data: Any, text_column: str, label_column: str | None, field: str) -> list[dict]:
+    """Rows {"text", ["label"]} from a list of strings, a (texts, labels) pair, a DataFrame or a Dataset."""
+    if isinstance(data, tuple) and len(data) == 2 and label_column is not None:
+        texts, labels = data
+        if len(texts) != len(labels):
+            raise DataError(f"{field}: {len(texts)} texts but {len(labels)} labels; expected as many")
+        return [{"text": t, "label": y} for t, y in zip(texts, labels, strict=True)]
+    if hasattr(data, "to_dict") and hasattr(data, "columns"):  # pandas DataFrame
+        columns = list(data.columns)
+        data = {c: data[c].tolist() for c in columns}
+    elif hasattr(data, "column_names"):  # datasets.Dataset
+        data = data.to_dict()
+    if isinstance(data, dict):
+        needed = [text_column] + ([label_column] if label_column else [])
+        missing = [c for c in needed if c not in data]
+        if missing:
+            raise DataError(f"{field}: no column(s) {missing}; columns are {sorted(data)}")
+        return [{"text": t, **({"label": y} if label_column else {})}
+                for t, y in zip(data[text_column], data[label_column] if label_column else data[text_column],
+                                strict=True)]
+    if label_column is None and isinstance(data, (list, tuple)):
+        return [{"text": t} for t in data]
+    raise DataError(f"{field}: expected a list of texts{' and labels' if label_column else ''}, a pandas "
+                    f"DataFrame or a datasets.Dataset; got {type(data).__name__}")
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    for i, row in enumerate(rows):
+        if not isinstance(row["text"], str):
+            raise DataError(f"row {i}: text {row['text']!r} is not a string")
+        if isinstance(row.get("label"), numbers.Integral) and not isinstance(row["label"], bool):
+            row["label"] = int(row["label"])  # numpy integers are not JSON; anything else is checked later
+    atomic_write_text(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def prepare_inputs(recipe: Recipe, pool: Any = None, downstream: Any = None,
+                   text_column: str = "text", label_column: str = "label") -> Recipe:
+    """Write in-memory pool and downstream data into the run folder; return the recipe that reads them."""
+    raw = recipe.to_dict()
+    inputs = recipe.run_dir / "inputs"
+    if pool is not None:
+        _write_jsonl(inputs / "pool.jsonl", _rows(pool, text_column, None, "pool"))
+        raw["data"].update(pool=str(inputs / "pool.jsonl"), pool_text_column="text", pool_split="train")
+    if downstream is not None:
+        _write_jsonl(inputs / "downstream.jsonl", _rows(downstream, text_column, label_column, "downstream"))
+        raw["data"].update(downstream=str(inputs / "downstream.jsonl"), downstream_text_column="text",
+                           downstream_label_column="label", downstream_split="train", downstream_eval_split="")
+    return recipe_from_dict(raw)
+
+
+def run_experiment(pool: Any = None, downstream: Any = None, recipe: Recipe | None = None,
+                   overrides: list[str] | None = None, text_column: str = "text", label_column: str = "label",
+                   progress: bool = True) -> dict:
+    """Every stage on your own data (or the recipe's), skipping finished work; returns the summary."""
+    recipe = recipe or Recipe()
+    if overrides:
+        recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
+    recipe = prepare_inputs(recipe, pool, downstream, text_column, label_column)
+    return pipeline.run_all(recipe, progress=progress)
