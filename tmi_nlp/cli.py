@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 from tmi_nlp.data.loading import DataError
+from tmi_nlp.launch import LaunchError, take_launch_context
 from tmi_nlp.store import DiskSpaceError
 
 STAGES = ("prepare", "pretrain", "finetune", "attack", "report", "run", "check")
@@ -63,6 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--output", default="runs/compare", help="folder for compare.md and compare.png")
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+    rank, world, launch_id = take_launch_context()  # under `accelerate launch`: this process's share
     try:
         if args.command == "compare":
             from tmi_nlp import pipeline
@@ -81,6 +83,13 @@ def main(argv: list[str] | None = None) -> int:
             print(f"recipe ok: {args.recipe}")
             return 0
         if args.command in ("run", "demo"):
+            if world > 1:
+                from tmi_nlp.launch import run_launched
+
+                summary = run_launched(recipe, rank, world, launch_id)
+                if summary is not None:
+                    _print_summary(recipe, summary, time.perf_counter() - start)
+                return 0
             _print_summary(recipe, pipeline.run_all(recipe), time.perf_counter() - start)
             return 0
         pipeline.prepare(recipe)
@@ -93,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "report":
             _print_summary(recipe, pipeline.report(recipe), time.perf_counter() - start)
         return 0
-    except (RecipeError, DataError, DiskSpaceError) as err:
+    except (RecipeError, DataError, DiskSpaceError, LaunchError) as err:
         print(f"tmi-nlp: error: {err}", file=sys.stderr)
         return 2
 

@@ -307,7 +307,7 @@ def _bytes_per_model(recipe: Recipe, stages: tuple[str, ...]) -> int:
 
 
 def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
-                 models: Iterable[int] | None = None, progress: bool = True) -> list[dict]:
+                 models: Iterable[int] | None = None, progress: bool = True, workers: int = 0) -> list[dict]:
     """Run the per-model stages (pretrain, extract signals, finetune) not yet done, over worker processes."""
     run = RunDir(recipe.run_dir)
     indices = list(models) if models is not None else list(range(recipe.run.num_models))
@@ -316,7 +316,8 @@ def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
         return []
     require_free_space(run.root, len(todo) * _bytes_per_model(recipe, stages),
                        f"{len(todo)} models' {'+'.join(stages)}")
-    workers, threads = default_workers(recipe)
+    default, threads = default_workers(recipe)
+    workers = workers or default
     jobs = [(recipe.to_dict(), i, stages, threads) for i in todo]
     bar = tqdm(total=len(todo), desc="+".join(stages), unit="model", disable=not progress)
     results = []
