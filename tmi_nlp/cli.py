@@ -4,6 +4,7 @@
     tmi-nlp demo [--set ...]                                the default recipe (built-in data)
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
+    tmi-nlp push RUN_FOLDER REPO_ID | tmi-nlp pull REPO_ID DEST   share a zoo on the Hugging Face Hub
     tmi-nlp check RECIPE.yaml                               validate the recipe and data only
 """
 
@@ -62,10 +63,27 @@ def main(argv: list[str] | None = None) -> int:
     compare.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
                          help="comma-separated attack names")
     compare.add_argument("--output", default="runs/compare", help="folder for compare.md and compare.png")
+    push = sub.add_parser("push", help="upload a run folder (a zoo) to the Hugging Face Hub")
+    push.add_argument("run", help="run folder")
+    push.add_argument("repo_id", help="model repository, e.g. you/my-zoo")
+    push.add_argument("--public", action="store_true", help="create the repository public (default: private)")
+    pull = sub.add_parser("pull", help="download a zoo from the Hub into a run folder")
+    pull.add_argument("repo_id")
+    pull.add_argument("destination", help="folder to create (then: tmi-nlp report DESTINATION)")
+    pull.add_argument("--revision", default=None)
     args = parser.parse_args(argv)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     rank, world, launch_id = take_launch_context()  # under `accelerate launch`: this process's share
     try:
+        if args.command in ("push", "pull"):
+            from tmi_nlp import hub
+
+            if args.command == "push":
+                print(f"pushed: {hub.push_zoo(args.run, args.repo_id, private=not args.public)}")
+            else:
+                print(f"pulled into {hub.pull_zoo(args.repo_id, args.destination, revision=args.revision)}; "
+                      f"next: tmi-nlp report {args.destination}")
+            return 0
         if args.command == "compare":
             from tmi_nlp import pipeline
 

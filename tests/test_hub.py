@@ -1,0 +1,75 @@
+"""Push a zoo to, and pull it from, a loopback server speaking huggingface_hub's protocol.
+
+What this covers: the calls huggingface_hub 2.x makes for create_repo, create_commit (inline
+uploads) and snapshot_download, against tests/hub_server.py. Not covered: LFS and Xet transfers
+of large files, authentication failures and rate limits of the real Hub.
+"""
+
+import logging
+
+import numpy as np
+import pytest
+from hub_server import LoopbackHub
+
+from tmi_nlp import pipeline
+from tmi_nlp.cli import main
+from tmi_nlp.hub import plan_sha256
+from tmi_nlp.store import RunDir
+
+SECRET = "hf_loopbackSECRETtoken0123456789"
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    with LoopbackHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", SECRET)
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        import huggingface_hub.constants as constants
+
+        # huggingface_hub read HF_ENDPOINT when it was first imported (by transformers): point it here.
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        yield server
+
+
+def test_push_pull_roundtrip_and_the_token_never_leaks(tiny, tmp_path, hub, capsys, caplog):
+    recipe = tiny(attack={"baselines": ["lira_online"]})
+    pipeline.run_all(recipe, progress=False)
+    run = RunDir(recipe.run_dir)
+    caplog.set_level(logging.DEBUG)
+    assert main(["push", str(run.root), "alice/zoo"]) == 0
+    stored = hub.state.repos["alice/zoo"]
+    assert "README.md" in stored and "plan/keep.npy" in stored and "models/3/queries.npy" in stored
+    assert plan_sha256(run) in stored["README.md"].decode()
+    assert all(auth == f"Bearer {SECRET}" for method, path, auth in hub.state.requests if "/api/" in path
+               and method == "POST")  # the token is sent where it is needed...
+    dest = tmp_path / "pulled"
+    assert main(["pull", "alice/zoo", str(dest)]) == 0
+    out = capsys.readouterr()
+    # ...and nowhere else: not printed, not logged, not in any file of the run or of the pull.
+    assert SECRET not in out.out + out.err + caplog.text
+    for folder in (run.root, dest):
+        for path in folder.rglob("*"):
+            assert not path.is_file() or SECRET.encode() not in path.read_bytes(), path
+    assert not any(SECRET.encode() in data for data in stored.values())
+    # The pulled zoo is a run folder: it reports with no training, to the same scores.
+    (dest / "report" / "report.html").unlink()
+    for attack in (dest / "attacks").iterdir():
+        (attack / "metrics.json").unlink()
+    assert main(["report", str(dest)]) == 0
+    assert np.array_equal(np.load(dest / "attacks" / "mlp" / "scores.npy"), np.load(run.attack("mlp") / "scores.npy"))
+
+
+def test_a_pulled_plan_that_does_not_match_the_card_is_refused(tiny, tmp_path, hub):
+    recipe = tiny()
+    pipeline.prepare(recipe)
+    assert main(["push", str(recipe.run_dir), "alice/tampered"]) == 0
+    keep = hub.state.repos["alice/tampered"]["plan/keep.npy"]
+    hub.state.repos["alice/tampered"]["plan/keep.npy"] = keep[:-1] + bytes([keep[-1] ^ 1])
+    with pytest.raises(ValueError, match="does not match the model card"):
+        main(["pull", "alice/tampered", str(tmp_path / "bad")])
