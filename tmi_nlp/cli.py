@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> int:
         p.add_argument("recipe", help="YAML recipe, or a run folder (its config.yaml)")
         p.add_argument("--set", action="append", default=[], metavar="SECTION.KEY=VALUE",
                        help="override a recipe field (value parsed as YAML)")
+        if stage == "attack":
+            p.add_argument("--target", help="attack this finetuned classifier (local folder or Hub id) instead: "
+                                            "score the run's challenge points (data.challenge) against it")
+            p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the decisions")
+            p.add_argument("--name", default="target", help="results go to RUN/targets/NAME/")
     compare = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
     compare.add_argument("runs", nargs="+", help="run folders")
     compare.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
@@ -115,6 +120,14 @@ def main(argv: list[str] | None = None) -> int:
             pipeline.train_models(recipe, stages=("pretrain", "signals"))
         elif args.command == "finetune":
             pipeline.train_models(recipe, stages=("finetune",))
+        elif args.command == "attack" and args.target:
+            from tmi_nlp.target import attack_target, load_target
+
+            result = attack_target(recipe, load_target(args.target), name=args.name, fpr=args.fpr)
+            for name, r in result["attacks"].items():
+                print(f"{name:<24} members at {100 * args.fpr:g}% FPR: {r['members']:>5} of {recipe.run.num_points}"
+                      f"   (threshold {r['threshold']:.4g}; AUC on the shadows {r['shadow_auc']:.3f})")
+            print(f"per-text scores and decisions: {result['scores_csv']}")
         elif args.command == "attack":
             print(json.dumps(pipeline.attack(recipe), indent=2))
         elif args.command == "report":

@@ -61,6 +61,11 @@ class DataArguments:
                 "csv/tsv/json/jsonl/parquet/txt file(s) (comma-separated)."})
     pool_text_column: str = field(default="text", metadata={"help": "Text column of the pool dataset."})
     pool_split: str = field(default="train", metadata={"help": "Split of the pool dataset."})
+    challenge: str = field(default="", metadata={
+        "help": "Candidate texts to test (local file(s) or Hub id, column `challenge_text_column`): they "
+                "become the challenge points (run.num_points must equal their number) and join the pool, "
+                "so every shadow includes each with probability 1/2. Used to attack a given model."})
+    challenge_text_column: str = field(default="text", metadata={"help": "Text column of `challenge`."})
     pool_size: int = field(default=400, metadata={"help": "Candidate pretraining texts (each model: ~half)."})
     pool_chunk_words: int = field(default=0, metadata={
         "help": "Split pool texts into chunks of this many words (0: keep texts whole)."})

@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from tmi_nlp.config import Recipe, RecipeError, recipe_from_dict
-from tmi_nlp.data.loading import check_columns, load_downstream, load_pool
+from tmi_nlp.data.loading import DataError, check_columns, load_challenge, load_downstream, load_pool
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
 from tmi_nlp.store import (
     RunDir,
@@ -90,7 +90,12 @@ def prepare(recipe: Recipe) -> RunDir:
     if recipe.run.pretrained_from:
         _reuse_pretraining(recipe, run)
     if not Plan.exists(run.plan):
-        make_plan(pool, recipe.run.num_models, recipe.run.num_points, seed).save(run.plan)
+        candidates = load_challenge(recipe.data)
+        if candidates and len(candidates) != recipe.run.num_points:
+            raise DataError(f"run.num_points = {recipe.run.num_points}: data.challenge has {len(candidates)} "
+                            f"candidate texts; expected them equal")
+        given = np.arange(len(candidates)) if candidates else None
+        make_plan(pool, recipe.run.num_models, recipe.run.num_points, seed, challenge=given).save(run.plan)
     plan = Plan.load(run.plan)
     if not (run.tokenizer / "tokenizer.json").exists():
         _make_tokenizer(recipe, plan, downstream, run)

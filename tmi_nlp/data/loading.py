@@ -62,10 +62,36 @@ def _chunk(texts: list[str], words: int) -> list[str]:
     return chunks
 
 
+def load_challenge(args: DataArguments) -> list[str]:
+    """The given candidate texts (`data.challenge`), distinct and non-empty, in file order; [] if none."""
+    if not args.challenge:
+        return []
+    dataset = load_text_dataset(args.challenge, "train", "challenge")
+    texts = _column(dataset, args.challenge_text_column, "challenge_text_column", args.challenge)
+    texts = list(dict.fromkeys(t.strip() for t in texts if isinstance(t, str) and t.strip()))
+    if not texts:
+        raise DataError(f"data.challenge = {args.challenge!r}: no non-empty texts")
+    return texts
+
+
 def load_pool(args: DataArguments, seed: int) -> list[str]:
-    """The candidate pretraining texts: distinct, non-empty, exactly `pool_size` of them."""
+    """The candidate pretraining texts: distinct, non-empty, exactly `pool_size` of them.
+
+    Given candidates (`data.challenge`) come first, then texts of the pool source fill the rest.
+    """
+    candidates = load_challenge(args)
+    if candidates:
+        if len(candidates) > args.pool_size:
+            raise DataError(f"data.challenge = {args.challenge!r}: {len(candidates)} candidates; expected at most "
+                            f"data.pool_size ({args.pool_size})")
+        rest = [t for t in _load_pool_source(args, seed, args.pool_size) if t not in set(candidates)]
+        return candidates + rest[: args.pool_size - len(candidates)]
+    return _load_pool_source(args, seed, args.pool_size)
+
+
+def _load_pool_source(args: DataArguments, seed: int, size: int) -> list[str]:
     if args.pool == "synthetic":
-        return synthetic_pool(args.pool_size, seed)
+        return synthetic_pool(size, seed)
     dataset = load_text_dataset(args.pool, args.pool_split, "pool")
     texts = [t.strip() if isinstance(t, str) else t
              for t in _column(dataset, args.pool_text_column, "pool_text_column", args.pool)]
@@ -76,10 +102,10 @@ def load_pool(args: DataArguments, seed: int) -> list[str]:
         texts = [t for t in _chunk(texts, args.pool_chunk_words)
                  if len(t.split()) >= args.pool_chunk_words // 2]
     texts = list(dict.fromkeys(texts))
-    if len(texts) < args.pool_size:
+    if len(texts) < size:
         raise DataError(f"data.pool_size = {args.pool_size}: the pool {args.pool!r} has only "
                         f"{len(texts)} distinct non-empty texts")
-    order = np.random.default_rng([seed, 11]).permutation(len(texts))[: args.pool_size]
+    order = np.random.default_rng([seed, 11]).permutation(len(texts))[:size]
     return [texts[i] for i in sorted(order)]
 
 
@@ -138,6 +164,7 @@ def _labelled(args: DataArguments, split: str) -> tuple[list[str], list[int]]:
 
 def check_columns(args: DataArguments) -> None:
     """Fail fast (before any training) when a named dataset or column does not exist."""
+    load_challenge(args)
     if args.pool != "synthetic":
         dataset = load_text_dataset(args.pool, args.pool_split, "pool")
         _column(dataset, args.pool_text_column, "pool_text_column", args.pool)

@@ -61,9 +61,12 @@ class Plan:
         return (path / "plan.json").exists()
 
 
-def make_plan(pool: list[str], num_models: int, num_points: int, seed: int) -> Plan:
-    """Draw K challenge points and an independent Bernoulli(1/2) membership for every (model, text)."""
+def make_plan(pool: list[str], num_models: int, num_points: int, seed: int,
+              challenge: np.ndarray | None = None) -> Plan:
+    """Draw K challenge points (unless given as pool indices) and a Bernoulli(1/2) membership for every
+    (model, text)."""
     rng = np.random.default_rng([seed, 7])
-    challenge = np.sort(rng.choice(len(pool), size=num_points, replace=False))
+    drawn = np.sort(rng.choice(len(pool), size=num_points, replace=False))
+    challenge = np.sort(np.asarray(challenge)) if challenge is not None else drawn
     keep = rng.random((num_models, len(pool))) < 0.5
     return Plan(pool=pool, challenge=challenge, keep=keep, seed=seed)

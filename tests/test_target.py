@@ -1,0 +1,78 @@
+"""Attacking a classifier tmi-nlp did not train: candidates as challenge points, a checkpoint or a callable."""
+
+import csv
+import shutil
+
+import numpy as np
+import pytest
+
+from tmi_nlp import pipeline
+from tmi_nlp.callbacks import predict_proba
+from tmi_nlp.cli import main
+from tmi_nlp.data.loading import DataError
+from tmi_nlp.data.synthetic import synthetic_pool
+from tmi_nlp.models.finetune import load_finetuned
+from tmi_nlp.store import RunDir
+from tmi_nlp.target import attack_target
+
+
+@pytest.fixture
+def zoo(tiny, tmp_path):
+    candidates = synthetic_pool(16, seed=77)
+    path = tmp_path / "candidates.txt"
+    path.write_text("\n".join(candidates) + "\n")
+    recipe = tiny(data={"challenge": str(path)}, finetune={"method": "full", "learning_rate": 5e-4},
+                  attack={"baselines": ["lira_online", "calibrated_confidence"]})
+    pipeline.run_all(recipe, progress=False)
+    return recipe, candidates
+
+
+def test_given_candidates_are_the_challenge_points(zoo):
+    recipe, candidates = zoo
+    plan = RunDir(recipe.run_dir)
+    from tmi_nlp.data.plan import Plan
+
+    loaded = Plan.load(plan.plan)
+    assert [loaded.pool[j] for j in loaded.challenge] == candidates
+    assert len(loaded.pool) == recipe.data.pool_size
+
+
+def test_attack_a_checkpoint_from_the_cli(zoo, tmp_path, capsys):
+    recipe, candidates = zoo
+    run = RunDir(recipe.run_dir)
+    target = tmp_path / "target"  # stands in for someone else's model: a HF checkpoint with its tokenizer
+    shutil.copytree(run.finetuned(0), target)
+    for f in run.tokenizer.iterdir():
+        shutil.copy(f, target / f.name)
+    assert main(["attack", str(run.root), "--target", str(target), "--fpr", "0.1"]) == 0
+    assert "members at 10% FPR" in capsys.readouterr().out
+    rows = list(csv.DictReader((run.root / "targets" / "target" / "scores.csv").open()))
+    assert [r["text"] for r in rows] == candidates
+    assert {"mlp", "mlp_member", "lira_online", "calibrated_confidence_member"} <= set(rows[0])
+    assert np.load(run.root / "targets" / "target" / "queries.npy").shape == (16, 3, 8)
+
+
+def test_attack_a_callable_and_bad_shapes_are_named(zoo):
+    recipe, _ = zoo
+    run = RunDir(recipe.run_dir)
+    model = load_finetuned(run.finetuned(1))
+    from tmi_nlp.pipeline import load_run_tokenizer
+
+    tokenizer = load_run_tokenizer(run)
+
+    def predict(texts):
+        ids = tokenizer(texts, truncation=True, max_length=48)["input_ids"]
+        return predict_proba(model, ids, tokenizer.pad_token_id)
+
+    result = attack_target(recipe, predict, name="callable", fpr=0.25)
+    assert set(result["attacks"]) == {"mlp", "shared_centred", "lira_online", "calibrated_confidence"}
+    assert all(0 <= r["members"] <= 16 for r in result["attacks"].values())
+    with pytest.raises(ValueError, match=r"expected \(48, 8\)"):
+        attack_target(recipe, lambda texts: np.ones((len(texts), 3)) / 3, name="bad")
+
+
+def test_candidates_must_match_num_points(tiny, tmp_path):
+    path = tmp_path / "c.txt"
+    path.write_text("\n".join(synthetic_pool(5, seed=1)) + "\n")
+    with pytest.raises(DataError, match="run.num_points = 16: data.challenge has 5"):
+        pipeline.prepare(tiny(data={"challenge": str(path)}))

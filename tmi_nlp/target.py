@@ -1,0 +1,108 @@
+"""Attack a model tmi-nlp did not train: score candidate texts against a given finetuned classifier.
+
+The zoo is a finished run whose challenge points are the candidates (`data.challenge`) and whose
+shadows were trained to mimic the target (same kind of pretraining data, downstream task and
+finetuning). The target is queried on the same kind of augmentations as the shadows, then
+stacked as an extra model N after the N shadows: under leave-one-out its attack is trained on
+exactly the N shadows with their true labels. The decision threshold at a chosen false-positive
+rate comes from the shadows' own leave-one-out scores of non-members.
+
+    predict = load_target("path/or/hub-id")        # or any callable: list[str] -> probabilities [n, C]
+    result = attack_target(recipe, predict, fpr=0.01)
+"""
+
+import csv
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from tmi_nlp.config import Recipe
+from tmi_nlp.store import RunDir, atomic_save_npy, atomic_write_json, atomic_write_text
+
+Predict = Callable[[list[str]], np.ndarray]
+
+
+def load_target(spec: str, batch_size: int = 64) -> Predict:
+    """A Hugging Face sequence classifier (local folder or Hub id; safetensors, no remote code) as a function."""
+    import torch
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
+    model = AutoModelForSequenceClassification.from_pretrained(spec, trust_remote_code=False,
+                                                               use_safetensors=True).eval()
+
+    @torch.no_grad()
+    def predict(texts: list[str]) -> np.ndarray:
+        out = []
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(texts[start:start + batch_size], padding=True, truncation=True, return_tensors="pt")
+            out.append(torch.softmax(model(**batch).logits.float(), -1).numpy())
+        return np.concatenate(out)
+
+    return predict
+
+
+def query_texts(run: RunDir, recipe: Recipe, seed: tuple[int, ...]) -> list[str]:
+    """The A augmented queries of every challenge point, as text (the target has its own tokenizer)."""
+    import json
+
+    from tmi_nlp.callbacks import QueryCallback
+    from tmi_nlp.pipeline import load_run_tokenizer
+
+    tokenizer = load_run_tokenizer(run)
+    tokens = json.loads((run.data / "tokens.json").read_text())
+    q = recipe.query
+    ids = QueryCallback(tokens["challenge"], "/dev/null", num_queries=q.num_augmentations, augmentation=q.augmentation,
+                        rate=q.rate, include_original=q.include_original, seed=seed, tokenizer=tokenizer).queries()
+    return tokenizer.batch_decode(ids, skip_special_tokens=True)
+
+
+def attack_target(recipe: Recipe, predict: Predict, name: str = "target", fpr: float = 0.01,
+                  attacks: list[str] | None = None) -> dict:
+    """Scores and decisions for every candidate; writes targets/<name>/{queries.npy,scores.csv,result.json}."""
+    from tmi_nlp.attacks import SIGNALS, run_attack
+    from tmi_nlp.data.plan import Plan
+    from tmi_nlp.pipeline import attack, load_queries
+
+    if not 0 < fpr < 1:
+        raise ValueError(f"fpr = {fpr!r}: expected a number in (0, 1)")
+    run = RunDir(recipe.run_dir)
+    plan = Plan.load(run.plan)
+    n = recipe.run.num_models
+    shadow_queries = load_queries(run, n)
+    k, a, c = shadow_queries.shape[1:]
+    out = run.root / "targets" / name
+    texts = query_texts(run, recipe, seed=(recipe.run.seed, 9, n))
+    probs = np.asarray(predict(texts), dtype=np.float32)
+    if probs.shape != (k * a, c):
+        raise ValueError(f"target {name!r}: returned probabilities of shape {probs.shape}; expected ({k * a}, {c}) "
+                         f"({k} candidates x {a} queries, {c} classes like the shadows)")
+    atomic_save_npy(out / "queries.npy", probs.reshape(k, a, c))
+    queries = np.concatenate([shadow_queries, probs.reshape(1, k, a, c)])
+    labels = plan.labels()
+    # The target's own label row is never read for its scores (leave-one-out); any value will do.
+    labels = np.concatenate([labels, np.zeros((1, k), bool)])
+    shadow_results = attack(recipe)  # the shadows' own leave-one-out scores calibrate the thresholds
+    names = [x for x in (attacks or [*recipe.attack.metaclassifiers, *recipe.attack.baselines])
+             if SIGNALS[x] == "queries"]
+    columns, result = {}, {"target": name, "fpr": fpr, "attacks": {}}
+    for attack_name in names:
+        score = run_attack(attack_name, queries, labels, recipe.attack, recipe.run.seed)[n]
+        shadow_scores = np.load(run.attack(attack_name) / "scores.npy")
+        threshold = float(np.quantile(shadow_scores[~plan.labels()], 1 - fpr))
+        columns[attack_name] = score
+        columns[f"{attack_name}_member"] = score > threshold
+        result["attacks"][attack_name] = {"threshold": threshold, "members": int((score > threshold).sum()),
+                                          "shadow_auc": shadow_results[attack_name]["auc"]}
+    candidates = [plan.pool[j] for j in plan.challenge]
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(["text", *columns])
+    for i, text in enumerate(candidates):
+        writer.writerow([text, *[f"{v[i]:.6g}" if v.dtype != bool else str(bool(v[i])) for v in columns.values()]])
+    atomic_write_text(out / "scores.csv", buffer.getvalue())
+    atomic_write_json(out / "result.json", result)
+    result["scores_csv"] = str(Path(out / "scores.csv"))
+    return result
