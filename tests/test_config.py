@@ -12,9 +12,18 @@ def test_demo_recipe_is_the_default():
     assert load_recipe(ROOT / "recipes" / "demo.yaml").to_dict() == Recipe().to_dict()
 
 
-@pytest.mark.parametrize("path", sorted((ROOT / "recipes").rglob("*.yaml")), ids=lambda p: p.name)
+RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if p.parent.name != "accelerate")
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
 def test_every_shipped_recipe_loads(path):
     assert isinstance(load_recipe(path), Recipe)
+
+
+@pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "accelerate").glob("*.yaml")), ids=lambda p: p.name)
+def test_accelerate_configs_are_launcher_configs(path):
+    config = yaml.safe_load(path.read_text())
+    assert config["distributed_type"] in ("NO", "MULTI_GPU") and config["num_processes"] >= 1
 
 
 @pytest.mark.parametrize("raw, fragment", [
