@@ -162,10 +162,13 @@ def _reuse_pretraining(recipe: Recipe, run: RunDir) -> None:
                           f"config.yaml")
     if source.root.resolve() == run.root.resolve():
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected another run's folder")
-    theirs, ours = yaml.safe_load(source.config.read_text()), recipe.to_dict()
-    changed = [f"{section}.{key}: {theirs[section].get(key)!r} -> {ours[section][key]!r}"
+    theirs, ours, defaults = yaml.safe_load(source.config.read_text()), recipe.to_dict(), Recipe().to_dict()
+    # A field the source config lacks (made by an older version) counts as its default.
+    before = {section: {key: theirs.get(section, {}).get(key, defaults[section][key]) for key in ours[section]}
+              for section in PRETRAINING_FIELDS}
+    changed = [f"{section}.{key}: {before[section][key]!r} -> {ours[section][key]!r}"
                for section, keys in PRETRAINING_FIELDS.items() for key in (keys or ours[section])
-               if theirs.get(section, {}).get(key) != ours[section][key]]
+               if before[section][key] != ours[section][key]]
     if changed:
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r} was pretrained differently: "
                           f"{'; '.join(changed)}")
