@@ -187,3 +187,24 @@ def test_fuzzed_recipes_give_only_clean_errors(raw):
         recipe_from_dict(raw)
     except RecipeError as err:
         assert str(err)
+
+
+def test_remote_code_in_a_checkpoint_is_never_run(tmp_path):
+    """A tokenizer or model folder that asks for its own Python code is refused, and the code never runs."""
+    from tmi_nlp.models.tokenizer import load_tokenizer
+    from tmi_nlp.target import load_target
+
+    marker = tmp_path / "ran"
+    folder = tmp_path / "evil"
+    folder.mkdir()
+    (folder / "evil.py").write_text(f"open({str(marker)!r}, 'w').write('pwned')\n"
+                                    "from transformers import PreTrainedTokenizerFast as EvilTokenizer\n")
+    (folder / "tokenizer_config.json").write_text(json.dumps(
+        {"tokenizer_class": "EvilTokenizer", "auto_map": {"AutoTokenizer": ["evil.EvilTokenizer", None]}}))
+    (folder / "config.json").write_text(json.dumps(
+        {"model_type": "evil", "auto_map": {"AutoModelForSequenceClassification": "evil.EvilModel",
+                                            "AutoConfig": "evil.EvilConfig"}}))
+    for load in (load_tokenizer, load_target):
+        with pytest.raises(Exception):  # noqa: B017 (transformers raises ValueError or OSError by version)
+            load(folder)
+    assert not marker.exists()
