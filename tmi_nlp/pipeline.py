@@ -28,6 +28,7 @@ from tmi_nlp.data.plan import Plan, make_plan, text_hash
 from tmi_nlp.store import (
     RunDir,
     atomic_dir,
+    atomic_link,
     atomic_save_npy,
     atomic_write_json,
     atomic_write_text,
@@ -244,7 +245,7 @@ def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int =
     import torch
     from transformers import BertForMaskedLM
 
-    from tmi_nlp.models.finetune import finetune_model
+    from tmi_nlp.models.finetune import QUERIES, finetune_model
     from tmi_nlp.models.pretrain import masked_lm_losses, pretrain_model
 
     if threads:
@@ -269,6 +270,9 @@ def train_one(recipe_dict: dict, i: int, stages: tuple[str, ...], threads: int =
         atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer,
                                                                      seed=recipe.run.seed))
         timings["signals_s"] = time.perf_counter() - start
+    finished_queries = run.finetuned(i) / QUERIES
+    if "finetune" in stages and not model_done(run, i, "finetune") and finished_queries.exists():
+        atomic_link(finished_queries, run.queries(i))  # killed between the model's rename and the link
     if "finetune" in stages and not model_done(run, i, "finetune"):
         _require_pretrained(run, i, "finetune")
         start = time.perf_counter()

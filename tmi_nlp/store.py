@@ -64,6 +64,19 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     _fsync_dir(path.parent)
 
 
+def atomic_link(source: str | Path, path: str | Path) -> None:
+    """Make `path` a hard link to `source` (a copy where links are impossible), atomically."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = _tmp_sibling(path)
+    try:
+        os.link(source, tmp)
+    except OSError:
+        shutil.copy2(source, tmp)
+    os.replace(tmp, path)
+    _fsync_dir(path.parent)
+
+
 @contextmanager
 def atomic_dir(path: str | Path) -> Iterator[Path]:
     """Yield a temporary folder; on success it replaces `path` in one rename, on error it is removed."""

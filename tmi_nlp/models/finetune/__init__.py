@@ -18,7 +18,9 @@ from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, Train
 from tmi_nlp.callbacks import QueryCallback, predict_proba
 from tmi_nlp.config import FinetuneArguments, QueryArguments
 from tmi_nlp.models.training import quiet_trainer, training_arguments
-from tmi_nlp.store import atomic_dir, atomic_write_json
+from tmi_nlp.store import atomic_dir, atomic_link, atomic_write_json
+
+QUERIES = "queries.npy"
 
 
 class FinetuneMethod:
@@ -84,12 +86,14 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
     set_seed(seed)
     if model is None:
         model = method.build(pretrained, num_labels, train_ids, tokenizer, args)
-    callback = QueryCallback(challenge_ids, queries_path, num_queries=query.num_augmentations,
-                             augmentation=query.augmentation, rate=query.rate,
-                             include_original=query.include_original, seed=(seed, 3, model_index),
-                             tokenizer=tokenizer, batch_size=query.batch_size)
-    dataset = [{"input_ids": ids, "labels": y} for ids, y in zip(train_ids, train_labels, strict=True)]
     with atomic_dir(output) as tmp:
+        # The query tensor is written inside the finetuned folder, so that the model and its queries
+        # appear together in one rename; `queries_path` is then linked to it.
+        callback = QueryCallback(challenge_ids, tmp / QUERIES, num_queries=query.num_augmentations,
+                                 augmentation=query.augmentation, rate=query.rate,
+                                 include_original=query.include_original, seed=(seed, 3, model_index),
+                                 tokenizer=tokenizer, batch_size=query.batch_size)
+        dataset = [{"input_ids": ids, "labels": y} for ids, y in zip(train_ids, train_labels, strict=True)]
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay, warmup=0.0,
                                    bf16=args.bf16, seed=seed)
@@ -106,6 +110,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
             "method": args.method, "num_labels": num_labels, "finetune": dataclasses.asdict(args),
             "pretrained": os.path.relpath(Path(pretrained).resolve(), Path(output).resolve())})
         atomic_write_json(tmp / "metrics.json", metrics)
+    atomic_link(Path(output) / QUERIES, queries_path)
     return metrics
 
 
