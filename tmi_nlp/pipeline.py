@@ -39,7 +39,9 @@ from tmi_nlp.store import (
 # Fields that change where or how a run executes, not what it computes: they may differ on resume
 # (a run folder may be moved or renamed).
 EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "pretrained_from"), ("run", "name"),
-                    ("run", "output_dir")}
+                    ("run", "output_dir"),
+                    # Which attacks run: each writes its own attacks/<name>/, so more can be added later.
+                    ("attack", "metaclassifiers"), ("attack", "baselines")}
 # What the plan, the tokenizer and the pretrained models depend on.
 PRETRAINING_FIELDS = {"run": ("seed", "num_models", "num_points"), "data": None, "tokenizer": None, "model": None,
                       "pretrain": None}
