@@ -106,7 +106,7 @@ def centred_features(feats: np.ndarray, labels: np.ndarray, shuffle: bool,
     v_in, v_out = sum_in[:, 0] / np.maximum(n_in[:, 0], 1), sum_out[:, 0] / np.maximum(n_out[:, 0], 1)
     vx = feats - ((v_in + v_out) / 2)[:, :, None]  # [N, K, A, C]
     x_victim = np.concatenate([vx, np.broadcast_to((v_in - v_out)[:, :, None], vx.shape)], axis=-1)
-    return (x_train.reshape(n, -1, 2 * c).astype(np.float32), np.ascontiguousarray(y_train.reshape(n, -1)),
+    return (x_train.reshape(n, -1, 2 * c).astype(np.float32), np.array(y_train.reshape(n, -1)),
             x_victim.reshape(n, k * a, 2 * c).astype(np.float32))
 
 
