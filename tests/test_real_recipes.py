@@ -1,0 +1,34 @@
+"""Smoke versions of the real-text recipes (recipes/real/): the same data and methods, tiny sizes."""
+
+from pathlib import Path
+
+import pytest
+
+from tmi_nlp import pipeline
+from tmi_nlp.config import load_recipe
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "data"
+RECIPES = sorted((ROOT / "recipes" / "real").glob("*.yaml"))
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (the real-text datasets) is not next to this clone")
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_real_recipe_smoke(path, tmp_path):
+    recipe = load_recipe(path, [
+        f"run.output_dir={tmp_path}", "run.num_models=4", "run.num_points=12", "run.workers=1",
+        "data.pool_size=40", "data.num_train=120", "data.num_eval=40", "tokenizer.vocab_size=500",
+        "model.hidden_size=32", "model.num_hidden_layers=1", "model.intermediate_size=64", "model.max_length=48",
+        "pretrain.epochs=1.0", "finetune.epochs=1.0", "query.num_augmentations=2",
+        "attack.epochs=2", "attack.bootstrap=5", "attack.baselines=[lira_online,mlm_loss_lira]",
+    ])
+    # The recipes name ../shared/data relative to the repository root.
+    for field in ("pool", "downstream"):
+        value = getattr(recipe.data, field)
+        if value.startswith("../shared/"):
+            setattr(recipe.data, field, str(ROOT / value))
+    summary = pipeline.run_all(recipe, progress=False)
+    assert summary["method"] == recipe.finetune.method
+    assert 0 <= summary["attacks"]["mlp"]["auc"] <= 1
+    if recipe.finetune.method == "dp":
+        assert summary["epsilon"]["max"] <= 8.08
