@@ -56,6 +56,12 @@ def test_lora_and_dp_runs_reuse_another_runs_pretraining(tiny):
             assert "epsilon" not in summary
     with pytest.raises(RecipeError, match="pretrain.epochs: 2.0 -> 3.0"):
         pipeline.prepare(tiny(run={"name": "other", "pretrained_from": str(base.run_dir)}, pretrain={"epochs": 3.0}))
+    # More models than the source: the first 4 are reused (their plan rows are equal), the rest train.
+    grown = tiny(run={"name": "grown", "num_models": 6, "pretrained_from": str(base.run_dir)})
+    pipeline.prepare(grown)
+    run = RunDir(grown.run_dir)
+    assert [pipeline.model_done(run, i, "pretrain") for i in range(6)] == [True] * 4 + [False] * 2
+    assert np.array_equal(np.load(run.plan / "keep.npy")[:4], np.load(RunDir(base.run_dir).plan / "keep.npy"))
 
 
 def test_report_and_compare_from_run_folders(tiny, tmp_path, capsys):

@@ -43,7 +43,8 @@ EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "
                     # Which attacks run: each writes its own attacks/<name>/, so more can be added later.
                     ("attack", "metaclassifiers"), ("attack", "baselines")}
 # What the plan, the tokenizer and the pretrained models depend on.
-PRETRAINING_FIELDS = {"run": ("seed", "num_models", "num_points"), "data": None, "tokenizer": None, "model": None,
+# (run.num_models may differ: the plan of n models is the first n rows of a larger plan, checked.)
+PRETRAINING_FIELDS = {"run": ("seed", "num_points"), "data": None, "tokenizer": None, "model": None,
                       "pretrain": None}
 
 
@@ -90,8 +91,7 @@ def prepare(recipe: Recipe) -> RunDir:
     if not run.config.exists():
         atomic_write_text(run.config, recipe.to_yaml())
     _record_environment(run)
-    if recipe.run.pretrained_from:
-        _reuse_pretraining(recipe, run)
+    source = _reusable_pretraining(recipe, run) if recipe.run.pretrained_from else None
     if not Plan.exists(run.plan):
         candidates = load_challenge(recipe.data)
         if candidates and len(candidates) != recipe.run.num_points:
@@ -100,6 +100,8 @@ def prepare(recipe: Recipe) -> RunDir:
         given = np.arange(len(candidates)) if candidates else None
         make_plan(pool, recipe.run.num_models, recipe.run.num_points, seed, challenge=given).save(run.plan)
     plan = Plan.load(run.plan)
+    if source is not None:
+        _link_pretrained(source, run, plan)
     if not (run.tokenizer / "tokenizer.json").exists():
         _make_tokenizer(recipe, plan, downstream, run)
     _check_tokenizer(recipe, run)
@@ -157,8 +159,8 @@ def _check_tokenizer(recipe: Recipe, run: RunDir) -> None:
                                   f"tokens but models/{i}/pretrained has vocab_size {vocab}; expected equal")
 
 
-def _reuse_pretraining(recipe: Recipe, run: RunDir) -> None:
-    """Link plan, tokenizer, token cache and every finished pretrained model of another run."""
+def _reusable_pretraining(recipe: Recipe, run: RunDir) -> RunDir:
+    """Check that `run.pretrained_from` was pretrained as this recipe says; copy its tokenizer and token cache."""
     source = RunDir(recipe.run.pretrained_from)
     if not source.config.exists():
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected a run folder with a "
@@ -175,11 +177,23 @@ def _reuse_pretraining(recipe: Recipe, run: RunDir) -> None:
     if changed:
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r} was pretrained differently: "
                           f"{'; '.join(changed)}")
-    for part in ("plan", "tokenizer", "data"):
+    for part in ("tokenizer", "data"):
         if not getattr(run, part).exists() and getattr(source, part).exists():
             with atomic_dir(getattr(run, part)) as tmp:
                 shutil.copytree(getattr(source, part), tmp, dirs_exist_ok=True)
-    for i in range(recipe.run.num_models):
+    return source
+
+
+def _link_pretrained(source: RunDir, run: RunDir, plan: Plan) -> None:
+    """Hard-link the source's pretrained models whose membership rows equal this plan's."""
+    theirs = Plan.load(source.plan)
+    shared = min(theirs.num_models, plan.num_models)
+    if (theirs.pool != plan.pool or not np.array_equal(theirs.challenge, plan.challenge)
+            or not np.array_equal(theirs.keep[:shared], plan.keep[:shared])):
+        raise RecipeError(f"run.pretrained_from = {str(source.root)!r}: its membership plan differs from this run's "
+                          f"(pool, challenge points or the first {shared} models' rows); expected the same seed "
+                          f"and data")
+    for i in range(shared):
         if model_done(source, i, "pretrain") and not model_done(run, i, "pretrain"):
             # Hard links: the weights are written once and never modified in place.
             with atomic_dir(run.pretrained(i)) as tmp:
