@@ -28,16 +28,15 @@ elif stage == "attack":
     pipeline.attack(recipe)
 elif stage == "queries":
     import json as j, numpy as np
-    from tmi_nlp.callbacks import QueryCallback, predict_proba
+    from tmi_nlp.callbacks import predict_proba, query_ids
     from tmi_nlp.models.finetune import load_finetuned
     from tmi_nlp.store import RunDir
     run = RunDir(recipe.run_dir)
     tok = pipeline.load_run_tokenizer(run)
     tokens = j.loads((run.data / "tokens.json").read_text())
     q = recipe.query
-    texts = QueryCallback(tokens["challenge"], "/dev/null", num_queries=q.num_augmentations,
-                          augmentation=q.augmentation, rate=q.rate, include_original=q.include_original, seed=(0,),
-                          tokenizer=tok).queries()
+    texts = query_ids(tokens["challenge"], tok, num_queries=q.num_augmentations, augmentation=q.augmentation,
+                      rate=q.rate, include_original=q.include_original, seed=(0,))
     model = load_finetuned(run.finetuned(0))
     start = time.perf_counter()
     predict_proba(model, texts, tok.pad_token_id, q.batch_size)

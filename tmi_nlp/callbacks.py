@@ -53,6 +53,16 @@ def predict_proba(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], pad
     return result.astype(np.float32)
 
 
+def query_ids(token_ids: Sequence[Sequence[int]], tokenizer, *, num_queries: int, augmentation: str, rate: float,
+              include_original: bool, seed: Sequence[int]) -> list[list[int]]:
+    """The A augmented queries of every point (ids without specials in, with [CLS]/[SEP] out), point-major."""
+    from tmi_nlp.models.tokenizer import first_regular_id
+
+    variants = augmented_queries(token_ids, num_queries, augmentation, rate, include_original, list(seed),
+                                 tokenizer.mask_token_id, first_regular_id(tokenizer), len(tokenizer))
+    return [[tokenizer.cls_token_id, *v, tokenizer.sep_token_id] for v in variants]
+
+
 class QueryCallback(TrainerCallback):
     """At the end of training, write softmax vectors [points, A, C] of A augmentations per point.
 
@@ -75,13 +85,9 @@ class QueryCallback(TrainerCallback):
         self.batch_size = batch_size
 
     def queries(self) -> list[list[int]]:
-        from tmi_nlp.models.tokenizer import first_regular_id
-
-        tok = self.tokenizer
-        variants = augmented_queries(self.token_ids, self.num_queries, self.augmentation, self.rate,
-                                     self.include_original, self.seed, tok.mask_token_id,
-                                     first_regular_id(tok), len(tok))
-        return [[tok.cls_token_id, *v, tok.sep_token_id] for v in variants]
+        return query_ids(self.token_ids, self.tokenizer, num_queries=self.num_queries,
+                         augmentation=self.augmentation, rate=self.rate, include_original=self.include_original,
+                         seed=self.seed)
 
     def on_train_end(self, args, state, control, model=None, **kwargs):
         probs = predict_proba(model, self.queries(), self.tokenizer.pad_token_id, self.batch_size)

@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from tmi_nlp.config import Recipe, RecipeError, recipe_from_dict
-from tmi_nlp.data.loading import DataError, check_columns, load_challenge, load_downstream, load_pool
+from tmi_nlp.data.loading import DataError, load_challenge, load_downstream, load_pool
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
 from tmi_nlp.store import (
     RunDir,
@@ -33,6 +33,7 @@ from tmi_nlp.store import (
     atomic_write_json,
     atomic_write_text,
     clean_temporaries,
+    link_or_copy,
     require_free_space,
 )
 
@@ -48,16 +49,20 @@ PRETRAINING_FIELDS = {"run": ("seed", "num_points"), "data": None, "tokenizer": 
                       "pretrain": None}
 
 
+def _with_defaults(config: dict) -> dict:
+    """A stored config with the fields it lacks (it was made by an older version) set to their defaults."""
+    return {section: {**values, **config.get(section, {})} for section, values in Recipe().to_dict().items()}
+
+
 def _differences(old: dict, new: dict) -> list[str]:
-    """Fields that differ; a field the old config lacks (made by an older version) counts as its default."""
-    defaults = Recipe().to_dict()
+    """Fields that differ, except those that only say where or how the run executes."""
+    old = _with_defaults(old)
     changed = []
     for section in sorted(set(old) | set(new)):
         a, b = old.get(section, {}), new.get(section, {})
         for key in sorted(set(a) | set(b)):
-            before = a.get(key, defaults.get(section, {}).get(key))
-            if (section, key) not in EXECUTION_FIELDS and before != b.get(key):
-                changed.append(f"{section}.{key}: {before!r} -> {b.get(key)!r}")
+            if (section, key) not in EXECUTION_FIELDS and a.get(key) != b.get(key):
+                changed.append(f"{section}.{key}: {a.get(key)!r} -> {b.get(key)!r}")
     return changed
 
 
@@ -74,8 +79,8 @@ def prepare(recipe: Recipe) -> RunDir:
         if changed:
             raise RecipeError(f"run folder {run.root} was made by a different recipe; refusing to mix "
                               f"artifacts. Changed: {'; '.join(changed)}. Use a new run.name.")
-    check_columns(recipe.data)
     seed = recipe.run.seed
+    # Loading checks every named dataset and column, with the same errors as `check_columns`.
     pool = load_pool(recipe.data, seed)
     downstream = load_downstream(recipe.data, seed, pool)
     fingerprint = data_fingerprint(pool, downstream)
@@ -167,10 +172,7 @@ def _reusable_pretraining(recipe: Recipe, run: RunDir) -> RunDir:
                           f"config.yaml")
     if source.root.resolve() == run.root.resolve():
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected another run's folder")
-    theirs, ours, defaults = yaml.safe_load(source.config.read_text()), recipe.to_dict(), Recipe().to_dict()
-    # A field the source config lacks (made by an older version) counts as its default.
-    before = {section: {key: theirs.get(section, {}).get(key, defaults[section][key]) for key in ours[section]}
-              for section in PRETRAINING_FIELDS}
+    before, ours = _with_defaults(yaml.safe_load(source.config.read_text())), recipe.to_dict()
     changed = [f"{section}.{key}: {before[section][key]!r} -> {ours[section][key]!r}"
                for section, keys in PRETRAINING_FIELDS.items() for key in (keys or ours[section])
                if before[section][key] != ours[section][key]]
@@ -197,14 +199,7 @@ def _link_pretrained(source: RunDir, run: RunDir, plan: Plan) -> None:
         if model_done(source, i, "pretrain") and not model_done(run, i, "pretrain"):
             # Hard links: the weights are written once and never modified in place.
             with atomic_dir(run.pretrained(i)) as tmp:
-                shutil.copytree(source.pretrained(i), tmp, dirs_exist_ok=True, copy_function=_link_or_copy)
-
-
-def _link_or_copy(src: str, dst: str) -> None:
-    try:
-        os.link(src, dst)
-    except OSError:
-        shutil.copy2(src, dst)
+                shutil.copytree(source.pretrained(i), tmp, dirs_exist_ok=True, copy_function=link_or_copy)
 
 
 def _make_tokenizer(recipe: Recipe, plan: Plan, downstream, run: RunDir) -> None:

@@ -64,15 +64,20 @@ def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
     _fsync_dir(path.parent)
 
 
+def link_or_copy(source: str | Path, path: str | Path) -> None:
+    """Hard-link `path` to `source` (artifacts are never modified in place); copy where links are impossible."""
+    try:
+        os.link(source, path)
+    except OSError:
+        shutil.copy2(source, path)
+
+
 def atomic_link(source: str | Path, path: str | Path) -> None:
-    """Make `path` a hard link to `source` (a copy where links are impossible), atomically."""
+    """`link_or_copy`, atomically."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = _tmp_sibling(path)
-    try:
-        os.link(source, tmp)
-    except OSError:
-        shutil.copy2(source, tmp)
+    link_or_copy(source, tmp)
     os.replace(tmp, path)
     _fsync_dir(path.parent)
 
@@ -150,7 +155,6 @@ class RunDir:
     @property
     def report(self) -> Path:
         return self.root / "report"
-
 
 
 class DiskSpaceError(RuntimeError):

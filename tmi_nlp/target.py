@@ -48,14 +48,14 @@ def query_texts(run: RunDir, recipe: Recipe, seed: tuple[int, ...]) -> list[str]
     """The A augmented queries of every challenge point, as text (the target has its own tokenizer)."""
     import json
 
-    from tmi_nlp.callbacks import QueryCallback
+    from tmi_nlp.callbacks import query_ids
     from tmi_nlp.pipeline import load_run_tokenizer
 
     tokenizer = load_run_tokenizer(run)
     tokens = json.loads((run.data / "tokens.json").read_text())
     q = recipe.query
-    ids = QueryCallback(tokens["challenge"], "/dev/null", num_queries=q.num_augmentations, augmentation=q.augmentation,
-                        rate=q.rate, include_original=q.include_original, seed=seed, tokenizer=tokenizer).queries()
+    ids = query_ids(tokens["challenge"], tokenizer, num_queries=q.num_augmentations, augmentation=q.augmentation,
+                    rate=q.rate, include_original=q.include_original, seed=seed)
     return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 

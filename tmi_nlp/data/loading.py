@@ -110,36 +110,38 @@ def _load_pool_source(args: DataArguments, seed: int, size: int) -> list[str]:
 
 
 def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstream:
-    """Downstream train/eval texts and integer labels, with every pool text removed."""
+    """Downstream train/eval texts and integer labels, with every pool text removed.
+
+    Pool texts are removed before the evaluation examples are held out, so that removal does not
+    shrink the training set.
+    """
+    pool_set = set(pool)
+    eval_texts: list[str] | None = None
     if args.downstream == "synthetic":
-        texts, labels = synthetic_downstream(args.num_train + args.num_eval, seed)
+        texts, labels = _without(synthetic_downstream(args.num_train + args.num_eval, seed), pool_set)
         num_labels = len(LABEL_NAMES)
-        eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
-        texts, labels = texts[: args.num_train], labels[: args.num_train]
     else:
-        pool_set = set(pool)
         texts, labels = _without(_labelled(args, args.downstream_split), pool_set)
         if args.downstream_eval_split:
             eval_texts, eval_labels = _without(_labelled(args, args.downstream_eval_split), pool_set)
-        else:  # held out after removing pool texts, so removal does not shrink the training set
-            eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
-            texts, labels = texts[: args.num_train], labels[: args.num_train]
         # Labels index the classes 0..C-1 in sorted order of their values (AG News uses 1..4).
-        classes = sorted(set(labels + eval_labels))
+        classes = sorted(set(labels + (eval_labels if eval_texts is not None else [])))
         index = {value: i for i, value in enumerate(classes)}
-        labels, eval_labels = [index[y] for y in labels], [index[y] for y in eval_labels]
+        labels = [index[y] for y in labels]
+        if eval_texts is not None:
+            eval_labels = [index[y] for y in eval_labels]
         num_labels = len(classes)
         if num_labels < 2:
             raise DataError(f"data.downstream_label_column = {args.downstream_label_column!r}: every example has "
                             f"label {classes[0]}; expected at least 2 classes")
-    pool_set = set(pool)
-    train = [(t, y) for t, y in zip(texts, labels, strict=True) if t not in pool_set][: args.num_train]
-    evals = [(t, y) for t, y in zip(eval_texts, eval_labels, strict=True) if t not in pool_set][: args.num_eval]
-    if len(train) < 2 or not evals:
-        raise DataError(f"data.downstream = {args.downstream!r}: after removing pool texts, {len(train)} "
-                        f"train and {len(evals)} eval examples remain; expected >= 2 and >= 1")
-    return Downstream([t for t, _ in train], [y for _, y in train], [t for t, _ in evals],
-                      [y for _, y in evals], num_labels)
+    if eval_texts is None:
+        eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
+    texts, labels = texts[: args.num_train], labels[: args.num_train]
+    eval_texts, eval_labels = eval_texts[: args.num_eval], eval_labels[: args.num_eval]
+    if len(texts) < 2 or not eval_texts:
+        raise DataError(f"data.downstream = {args.downstream!r}: after removing pool texts, {len(texts)} "
+                        f"train and {len(eval_texts)} eval examples remain; expected >= 2 and >= 1")
+    return Downstream(texts, labels, eval_texts, eval_labels, num_labels)
 
 
 def _without(labelled: tuple[list[str], list[int]], texts: set[str]) -> tuple[list[str], list[int]]:
