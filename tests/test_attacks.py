@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tmi_nlp.attacks import ATTACKS, FAMILIES, SIGNALS, batched_mlp, reference, run_attack
-from tmi_nlp.attacks.features import loo_training_sets, phi, tmi_features
+from tmi_nlp.attacks.features import Roles, loo_training_sets, phi, tmi_features
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
 
@@ -163,3 +163,45 @@ def test_mlm_loss_lira_finds_members_with_lower_loss():
     losses = rng.normal(3, 0.3, size=(1, 200)) + rng.normal(0, 0.1, size=labels.shape) - 0.15 * labels
     scores = run_attack("mlm_loss_lira", losses, labels, AttackArguments(bootstrap=0), seed=0)
     assert membership_metrics(labels, scores)["auc"] > 0.75
+
+
+@pytest.mark.parametrize("name", sorted(ATTACKS))
+def test_separate_roles_never_read_the_victims_labels(name):
+    # Shadows 0..7 attack victims 8..11: flipping every victim label changes no score.
+    rng = np.random.default_rng(4)
+    queries, labels = planted_confidence(num_models=12, num_points=10, a=4)
+    signal = queries if SIGNALS[name] == "queries" else rng.normal(size=labels.shape) - labels
+    roles = Roles.separate(8, 4)
+    args = AttackArguments(epochs=3, bootstrap=0)
+    scores = run_attack(name, signal, labels, args, seed=0, roles=roles)
+    flipped = labels.copy()
+    flipped[8:] = ~flipped[8:]
+    assert scores.shape == (4, 10) and np.isfinite(scores).all()
+    assert np.allclose(scores, run_attack(name, signal, flipped, args, seed=0, roles=roles))
+
+
+@pytest.mark.parametrize("name", sorted(n for n in ATTACKS if FAMILIES[n] != "tmi"))
+def test_separate_roles_equal_leave_one_out_on_each_stack(name):
+    # Closed-form attacks: victim i under separate roles = the last row of leave-one-out on shadows + victim i.
+    rng = np.random.default_rng(5)
+    queries, labels = planted_confidence(num_models=9, num_points=7, a=3)
+    signal = queries if SIGNALS[name] == "queries" else rng.normal(size=labels.shape) - labels
+    args = AttackArguments(bootstrap=0)
+    scores = run_attack(name, signal, labels, args, seed=0, roles=Roles.separate(6, 3))
+    for i in range(3):
+        stack = np.r_[0:6, 6 + i]
+        assert np.allclose(scores[i], run_attack(name, signal[stack], labels[stack], args, seed=0)[-1])
+
+
+@pytest.mark.parametrize("name", ["mlp", "shared_centred", "logistic"])
+def test_metaclassifiers_with_separate_roles_find_the_planted_direction(name):
+    queries, labels = planted(num_models=20, num_points=40, signal=2.0)
+    scores = run_attack(name, queries, labels, AttackArguments(epochs=10, bootstrap=0), seed=0,
+                        roles=Roles.separate(12, 8))
+    assert membership_metrics(labels[12:], scores)["auc"] > 0.7
+
+
+def test_roles_refuse_a_victim_among_its_shadows():
+    with pytest.raises(ValueError, match="among its own shadows"):
+        Roles(np.array([0, 1]), np.array([[1, 2], [1, 2]]))
+    assert Roles.separate(3, 2).common_shadows and not Roles.leave_one_out(4).common_shadows

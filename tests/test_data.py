@@ -40,8 +40,8 @@ def test_local_csv_with_column_mapping(tmp_path):
                          downstream=str(task), downstream_text_column="sentence",
                          downstream_label_column="y", num_train=40, num_eval=10)
     check_columns(args)
-    pool = load_pool(args, seed=0)
-    assert len(pool) == 20 and all(t.startswith("record number") for t in pool)
+    pool, given = load_pool(args, seed=0)
+    assert given == 0 and len(pool) == 20 and all(t.startswith("record number") for t in pool)
     task_data = load_downstream(args, seed=0, pool=pool + ["record number 3 of the pool"])
     assert task_data.num_labels == 2 and len(task_data.train_texts) == 40
     assert "record number 3 of the pool" not in task_data.train_texts + task_data.eval_texts

@@ -5,16 +5,15 @@ from pathlib import Path
 import pytest
 
 from tmi_nlp import pipeline
-from tmi_nlp.config import load_recipe
+from tmi_nlp.config import Recipe, load_recipe
+from tmi_nlp.victims import attack_victims
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
 RECIPES = sorted((ROOT / "recipes" / "real").glob("*.yaml"))
 
 
-@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (the real-text datasets) is not next to this clone")
-@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
-def test_real_recipe_smoke(path, tmp_path):
+def smoke_recipe(path: Path, tmp_path: Path) -> Recipe:
     recipe = load_recipe(path, [
         f"run.output_dir={tmp_path}", "run.num_models=4", "run.num_points=12", "run.workers=1",
         "data.pool_size=40", "data.num_train=120", "data.num_eval=40", "tokenizer.vocab_size=500",
@@ -27,7 +26,21 @@ def test_real_recipe_smoke(path, tmp_path):
         value = getattr(recipe.data, field)
         if value.startswith("../shared/"):
             setattr(recipe.data, field, str(ROOT / value))
+    return recipe
+
+
+@pytest.mark.skipif(not SHARED.exists(), reason="../shared/data (the real-text datasets) is not next to this clone")
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: p.stem)
+def test_real_recipe_smoke(path, tmp_path):
+    recipe = smoke_recipe(path, tmp_path)
+    victims = None
+    if recipe.data.known_pool_of:  # partial knowledge: the victims' zoo first, then the shadows attack it
+        victims = smoke_recipe(ROOT / "recipes" / "real" / "agnews-linear.yaml", tmp_path)
+        pipeline.run_all(victims, progress=False)
+        recipe.data.known_pool_of = str(victims.run_dir)
     summary = pipeline.run_all(recipe, progress=False)
+    if victims is not None:
+        assert 0 <= attack_victims(recipe, victims.run_dir)["mlp"]["auc"] <= 1
     assert summary["method"] == recipe.finetune.method
     assert 0 <= summary["attacks"]["mlp"]["auc"] <= 1
     if recipe.finetune.method == "dp":

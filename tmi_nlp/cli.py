@@ -3,6 +3,7 @@
     tmi-nlp run RECIPE.yaml [--set section.key=value ...]   every stage, skipping finished work
     tmi-nlp demo [--set ...]                                the default recipe (built-in data)
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
+    tmi-nlp attack RUN_FOLDER --victims OTHER_RUN           this run's models attack another run's
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
     tmi-nlp push RUN_FOLDER REPO_ID | tmi-nlp pull REPO_ID DEST   share a zoo on the Hugging Face Hub
     tmi-nlp check RECIPE.yaml                               validate the recipe and data only
@@ -63,6 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                                             "score the run's challenge points (data.challenge) against it")
             p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the decisions")
             p.add_argument("--name", default="target", help="results go to RUN/targets/NAME/")
+            p.add_argument("--victims", help="attack this other run's models with this run's as shadows (separate "
+                                             "roles; e.g. partial knowledge): results go to RUN/victims/<its name>/")
     compare = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
     compare.add_argument("runs", nargs="+", help="run folders")
     compare.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
@@ -128,6 +131,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"{name:<24} members at {100 * args.fpr:g}% FPR: {r['members']:>5} of {recipe.run.num_points}"
                       f"   (threshold {r['threshold']:.4g}; AUC on the shadows {r['shadow_auc']:.3f})")
             print(f"per-text scores and decisions: {result['scores_csv']}")
+        elif args.command == "attack" and args.victims:
+            from tmi_nlp.report import summary_table
+            from tmi_nlp.victims import attack_victims
+
+            results = attack_victims(recipe, args.victims)
+            print(f"shadows {recipe.run_dir} ({recipe.run.num_models} models) against victims {args.victims}:")
+            print(summary_table(results))
         elif args.command == "attack":
             print(json.dumps(pipeline.attack(recipe), indent=2))
         elif args.command == "report":

@@ -66,6 +66,13 @@ class DataArguments:
                 "become the challenge points (run.num_points must equal their number) and join the pool, "
                 "so every shadow includes each with probability 1/2. Used to attack a given model."})
     challenge_text_column: str = field(default="text", metadata={"help": "Text column of `challenge`."})
+    known_pool_of: str = field(default="", metadata={
+        "help": "Partial knowledge: a run folder whose models are the victims. This run's pool keeps a share "
+                "`known_fraction` of that run's pool (its challenge points first) and fills the rest with "
+                "other texts of `pool`, none from the victims' pool; its challenge points are the victims' "
+                "challenge points it keeps. Then `tmi-nlp attack THIS_RUN --victims THAT_RUN`."})
+    known_fraction: float = field(default=1.0, metadata={
+        "help": "With `known_pool_of`: the share of the victims' pool the adversary knows, in (0, 1]."})
     pool_size: int = field(default=400, metadata={"help": "Candidate pretraining texts (each model: ~half)."})
     pool_chunk_words: int = field(default=0, metadata={
         "help": "Split pool texts into chunks of this many words (0: keep texts whole)."})
@@ -83,6 +90,9 @@ class DataArguments:
         s = "data"
         _require(self.pool_size >= 2, s, "pool_size", self.pool_size, "an integer >= 2")
         _require(self.pool_chunk_words >= 0, s, "pool_chunk_words", self.pool_chunk_words, "an integer >= 0")
+        _require(0 < self.known_fraction <= 1, s, "known_fraction", self.known_fraction, "a number in (0, 1]")
+        _require(not (self.known_pool_of and self.challenge), s, "known_pool_of", self.known_pool_of,
+                 "'' when data.challenge is set (the challenge points come from one or the other)")
         _require(self.num_train >= 2, s, "num_train", self.num_train, "an integer >= 2")
         _require(self.num_eval >= 1, s, "num_eval", self.num_eval, "an integer >= 1")
         for name in ("pool", "downstream", "pool_text_column", "downstream_text_column",

@@ -23,7 +23,7 @@ import yaml
 from tqdm.auto import tqdm
 
 from tmi_nlp.config import Recipe, RecipeError, recipe_from_dict
-from tmi_nlp.data.loading import DataError, load_challenge, load_downstream, load_pool
+from tmi_nlp.data.loading import DataError, load_downstream, load_pool
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
 from tmi_nlp.store import (
     RunDir,
@@ -81,7 +81,7 @@ def prepare(recipe: Recipe) -> RunDir:
                               f"artifacts. Changed: {'; '.join(changed)}. Use a new run.name.")
     seed = recipe.run.seed
     # Loading checks every named dataset and column, with the same errors as `check_columns`.
-    pool = load_pool(recipe.data, seed)
+    pool, num_given = load_pool(recipe.data, seed)
     downstream = load_downstream(recipe.data, seed, pool)
     fingerprint = data_fingerprint(pool, downstream)
     fingerprint_path = run.data / "fingerprint.json"
@@ -98,11 +98,11 @@ def prepare(recipe: Recipe) -> RunDir:
     _record_environment(run)
     source = _reusable_pretraining(recipe, run) if recipe.run.pretrained_from else None
     if not Plan.exists(run.plan):
-        candidates = load_challenge(recipe.data)
-        if candidates and len(candidates) != recipe.run.num_points:
-            raise DataError(f"run.num_points = {recipe.run.num_points}: data.challenge has {len(candidates)} "
+        if num_given and num_given != recipe.run.num_points:
+            source = "data.challenge has" if recipe.data.challenge else "data.known_pool_of leaves"
+            raise DataError(f"run.num_points = {recipe.run.num_points}: {source} {num_given} "
                             f"candidate texts; expected them equal")
-        given = np.arange(len(candidates)) if candidates else None
+        given = np.arange(num_given) if num_given else None
         make_plan(pool, recipe.run.num_models, recipe.run.num_points, seed, challenge=given).save(run.plan)
     plan = Plan.load(run.plan)
     if source is not None:
@@ -378,8 +378,7 @@ def load_signal(run: RunDir, num_models: int, name: str) -> np.ndarray:
 
 def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
     """Score every (victim, point) with each metaclassifier; write scores, labels and metrics."""
-    from tmi_nlp.attacks import FAMILIES, SIGNALS, run_attack
-    from tmi_nlp.membership_metric import load_membership_metric
+    from tmi_nlp.attacks import SIGNALS, run_attack
 
     run = RunDir(recipe.run_dir)
     plan = Plan.load(run.plan)
@@ -395,16 +394,24 @@ def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
             signals[SIGNALS[name]] = load_signal(run, recipe.run.num_models, SIGNALS[name])
         start = time.perf_counter()
         scores = run_attack(name, signals[SIGNALS[name]], labels, recipe.attack, recipe.run.seed)
-        elapsed = time.perf_counter() - start
-        metrics = load_membership_metric().compute(predictions=scores.ravel(), references=labels.ravel().astype(int),
-                                                   bootstrap=recipe.attack.bootstrap, seed=recipe.run.seed)
-        metrics.update(attack=name, family=FAMILIES[name], seconds=elapsed, method=recipe.finetune.method,
-                       shuffled_labels=recipe.attack.shuffle_labels)
-        atomic_save_npy(out / "scores.npy", scores.astype(np.float64))
-        atomic_save_npy(out / "labels.npy", labels)
-        atomic_write_json(out / "metrics.json", metrics)  # last: marks the attack finished
-        results[name] = metrics
+        results[name] = save_attack(out, name, scores, labels, recipe, time.perf_counter() - start)
     return results
+
+
+def save_attack(out: Path, name: str, scores: np.ndarray, labels: np.ndarray, recipe: Recipe,
+                seconds: float) -> dict:
+    """Metrics of scores [V, K] against the victims' labels [V, K]; scores, labels and metrics.json in `out`."""
+    from tmi_nlp.attacks import FAMILIES
+    from tmi_nlp.membership_metric import load_membership_metric
+
+    metrics = load_membership_metric().compute(predictions=scores.ravel(), references=labels.ravel().astype(int),
+                                               bootstrap=recipe.attack.bootstrap, seed=recipe.run.seed)
+    metrics.update(attack=name, family=FAMILIES[name], seconds=seconds, method=recipe.finetune.method,
+                   shuffled_labels=recipe.attack.shuffle_labels)
+    atomic_save_npy(out / "scores.npy", scores.astype(np.float64))
+    atomic_save_npy(out / "labels.npy", labels)
+    atomic_write_json(out / "metrics.json", metrics)  # last: marks the attack finished
+    return metrics
 
 
 def victim_metrics(run: RunDir, num_models: int) -> list[dict]:

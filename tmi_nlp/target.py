@@ -63,6 +63,7 @@ def attack_target(recipe: Recipe, predict: Predict, name: str = "target", fpr: f
                   attacks: list[str] | None = None) -> dict:
     """Scores and decisions for every candidate; writes targets/<name>/{queries.npy,scores.csv,result.json}."""
     from tmi_nlp.attacks import SIGNALS, run_attack
+    from tmi_nlp.attacks.features import Roles
     from tmi_nlp.data.plan import Plan
     from tmi_nlp.pipeline import attack, load_queries
 
@@ -81,15 +82,15 @@ def attack_target(recipe: Recipe, predict: Predict, name: str = "target", fpr: f
                          f"({k} candidates x {a} queries, {c} classes like the shadows)")
     atomic_save_npy(out / "queries.npy", probs.reshape(k, a, c))
     queries = np.concatenate([shadow_queries, probs.reshape(1, k, a, c)])
-    labels = plan.labels()
-    # The target's own label row is never read for its scores (leave-one-out); any value will do.
-    labels = np.concatenate([labels, np.zeros((1, k), bool)])
+    # The shadows attack the target (separate roles): its label row is never read; any value will do.
+    labels = np.concatenate([plan.labels(), np.zeros((1, k), bool)])
+    roles = Roles.separate(n, 1)
     shadow_results = attack(recipe)  # the shadows' own leave-one-out scores calibrate the thresholds
     names = [x for x in (attacks or [*recipe.attack.metaclassifiers, *recipe.attack.baselines])
              if SIGNALS[x] == "queries"]
     columns, result = {}, {"target": name, "fpr": fpr, "attacks": {}}
     for attack_name in names:
-        score = run_attack(attack_name, queries, labels, recipe.attack, recipe.run.seed)[n]
+        score = run_attack(attack_name, queries, labels, recipe.attack, recipe.run.seed, roles)[0]
         shadow_scores = np.load(run.attack(attack_name) / "scores.npy")
         threshold = float(np.quantile(shadow_scores[~plan.labels()], 1 - fpr))
         columns[attack_name] = score

@@ -1,17 +1,19 @@
 """Membership attacks on the stored query tensor, registered by name.
 
-Every attack maps queries [N, K, A, C] and membership labels [N, K] to scores [N, K]
-(higher = more likely IN) with leave-one-out victims: the scores of victim v depend on
-labels only through the rows of the other models (a property test checks it).
+Every attack maps queries [N, K, A, C], membership labels [N, K] and `Roles` to scores [V, K]
+of the victim rows (higher = more likely IN). By default every model is the victim once
+(leave-one-out); the scores of a victim depend on labels only through its shadows' rows (a
+property test checks it).
 """
 
 from collections.abc import Callable
 
 import numpy as np
 
+from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import AttackArguments
 
-Attack = Callable[[np.ndarray, np.ndarray, AttackArguments, int], np.ndarray]
+Attack = Callable[[np.ndarray, np.ndarray, AttackArguments, int, Roles], np.ndarray]
 ATTACKS: dict[str, Attack] = {}
 # What each attack reads: "queries" [N, K, A, C], or "mlm_loss" [N, K] (pretrained models' loss).
 SIGNALS: dict[str, str] = {}
@@ -27,11 +29,16 @@ def register(name: str, family: str = "tmi", signal: str = "queries") -> Callabl
     return wrap
 
 
-def run_attack(name: str, signal: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
-    """Scores [N, K] of attack `name` on its signal (`SIGNALS[name]`) and membership labels [N, K]."""
+def run_attack(name: str, signal: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+               roles: Roles | None = None) -> np.ndarray:
+    """Scores [V, K] of attack `name` on its signal (`SIGNALS[name]`) and membership labels [N, K].
+
+    `roles` says which rows are victims and which shadows train each one's attack (default:
+    leave-one-out, V = N).
+    """
     if name not in ATTACKS:
         raise KeyError(f"attack: {name!r} is not an attack; expected one of {sorted(ATTACKS)}")
-    return ATTACKS[name](signal, labels.astype(bool), args, seed)
+    return ATTACKS[name](signal, labels.astype(bool), args, seed, roles or Roles.leave_one_out(len(labels)))
 
 
 # Importing the modules registers the attacks.

@@ -4,7 +4,7 @@ Pretraining texts have no downstream label, so the score-based attacks read the 
 the class the *victim* predicts for the point (its majority vote over the A queries). Shadow-
 based attacks loop over victims and are vectorised over points and augmentations; each has a
 per-example loop in `attacks/reference.py` that the tests hold it equal to. Like every attack,
-victim v's scores read `labels` only through the other models' rows.
+a victim's scores read `labels` only through its shadows' rows (`Roles`).
 
 Augmentations are drawn afresh per model, so query a of one model and of another are two draws
 of the same distribution (query 0 is the same unaugmented text when the recipe includes it):
@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from tmi_nlp.attacks import register
-from tmi_nlp.attacks.features import EPS, phi
+from tmi_nlp.attacks.features import EPS, Roles, phi
 from tmi_nlp.config import AttackArguments
 
 # RMIA (Zarifzadeh et al., 2024): offline Pr(x) = ((1 + a) Pr_out(x) + (1 - a)) / 2, and the
@@ -37,13 +37,6 @@ def class_column(queries: np.ndarray, classes: np.ndarray) -> np.ndarray:
     n, k, a, _ = queries.shape
     index = np.broadcast_to(classes[None, :, None, None], (n, k, a, 1))
     return np.take_along_axis(queries, index, axis=-1)[..., 0].astype(np.float64)
-
-
-def shadow_masks(labels: np.ndarray, victim: int) -> tuple[np.ndarray, np.ndarray]:
-    """Boolean [N, K] masks of the victim's IN and OUT shadows (the victim's own row is False)."""
-    is_shadow = np.ones(labels.shape[0], bool)
-    is_shadow[victim] = False
-    return labels & is_shadow[:, None], ~labels & is_shadow[:, None]
 
 
 def masked_mean(x: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -70,20 +63,20 @@ def log_normal(x: np.ndarray, mean: np.ndarray, std: np.ndarray) -> np.ndarray:
 
 
 def _lira(online: bool, global_std: bool):
-    def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
-        n, k, _, _ = queries.shape
+    def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+               roles: Roles) -> np.ndarray:
         classes = predicted_class(queries)
-        scores = np.empty((n, k))
-        for v in range(n):
+        scores = np.empty((len(roles.victims), queries.shape[1]))
+        for i, v in enumerate(roles.victims):
             x = phi(class_column(queries, classes[v])).astype(np.float64)  # [N, K, A]
-            is_in, is_out = shadow_masks(labels, v)
+            is_in, is_out = roles.masks(labels, i)
             mu_out, sd_out = fit_gaussian(x, is_out, global_std)
             if online:
                 mu_in, sd_in = fit_gaussian(x, is_in, global_std)
                 llr = log_normal(x[v], mu_in, sd_in) - log_normal(x[v], mu_out, sd_out)
             else:  # one-sided: how far above the OUT distribution the victim's score lies
                 llr = log_ndtr((x[v] - mu_out) / sd_out)
-            scores[v] = np.nan_to_num(llr, nan=0.0).mean(-1)
+            scores[i] = np.nan_to_num(llr, nan=0.0).mean(-1)
         return scores
 
     kind = "online (IN and OUT Gaussians)" if online else "offline (OUT Gaussian, one-sided)"
@@ -99,13 +92,14 @@ for _online in (True, False):
 
 
 def _rmia(online: bool):
-    def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
-        n, k, _, _ = queries.shape
+    def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+               roles: Roles) -> np.ndarray:
+        k = queries.shape[1]
         classes = predicted_class(queries)
-        scores = np.empty((n, k))
-        for v in range(n):
+        scores = np.empty((len(roles.victims), k))
+        for i, v in enumerate(roles.victims):
             p = class_column(queries, classes[v]).mean(-1)  # [N, K]
-            is_in, is_out = shadow_masks(labels, v)
+            is_in, is_out = roles.masks(labels, i)
             if online:  # reference models are the shadows, IN and OUT alike
                 pr_x = masked_mean(p, is_in | is_out)
             else:
@@ -115,7 +109,7 @@ def _rmia(online: bool):
             # Population z: the other challenge points, seen through the same victim.
             dominates = ratio[:, None] > RMIA_GAMMA * ratio[None, :]
             np.fill_diagonal(dominates, False)
-            scores[v] = dominates.sum(1) / max(k - 1, 1)
+            scores[i] = dominates.sum(1) / max(k - 1, 1)
         return scores
 
     attack.__doc__ = (f"RMIA {'online' if online else 'offline'}: share of the other challenge points whose "
@@ -130,16 +124,16 @@ register("rmia_offline", family="shadow")(_rmia(online=False))
 def _calibrated(statistic, doc: str):
     """The victim's statistic minus the mean of its OUT shadows' for the same point (all shadows if none OUT)."""
 
-    def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
-        n, _, _, _ = queries.shape
+    def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+               roles: Roles) -> np.ndarray:
         classes = predicted_class(queries)
-        scores = np.empty(labels.shape)
-        for v in range(n):
+        scores = np.empty((len(roles.victims), queries.shape[1]))
+        for i, v in enumerate(roles.victims):
             s = statistic(queries, classes[v])  # [N, K]
-            is_in, is_out = shadow_masks(labels, v)
+            is_in, is_out = roles.masks(labels, i)
             reference = masked_mean(s, is_out)
             reference = np.where(np.isnan(reference), masked_mean(s, is_in | is_out), reference)
-            scores[v] = s[v] - reference
+            scores[i] = s[v] - reference
         return scores
 
     attack.__doc__ = doc
@@ -164,21 +158,23 @@ register("calibrated_confidence", family="shadow")(_calibrated(log_max_probabili
 
 
 @register("confidence", family="shadow-free")
-def confidence(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
+def confidence(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+               roles: Roles) -> np.ndarray:
     """Shadow-free: mean log max-probability over the victim's queries."""
-    return log_max_probability(queries)
+    return log_max_probability(queries[roles.victims])
 
 
 @register("entropy", family="shadow-free")
-def negative_entropy(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int) -> np.ndarray:
+def negative_entropy(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                     roles: Roles) -> np.ndarray:
     """Shadow-free: minus the mean prediction entropy over the victim's queries."""
-    p = np.clip(queries.astype(np.float64), EPS, 1)
+    p = np.clip(queries[roles.victims].astype(np.float64), EPS, 1)
     return (p * np.log(p)).sum(-1).mean(-1)
 
 
 @register("stability", family="shadow-free")
-def augmentation_stability(queries: np.ndarray, labels: np.ndarray, args: AttackArguments,
-                           seed: int) -> np.ndarray:
+def augmentation_stability(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                           roles: Roles) -> np.ndarray:
     """Shadow-free: minus the mean L1 distance of each query's softmax from the point's mean softmax."""
-    q = queries.astype(np.float64)
+    q = queries[roles.victims].astype(np.float64)
     return -np.abs(q - q.mean(2, keepdims=True)).sum(-1).mean(-1)

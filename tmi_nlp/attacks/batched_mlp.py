@@ -101,17 +101,17 @@ def predict_in(params: list[torch.Tensor], x: torch.Tensor) -> torch.Tensor:
     return torch.softmax(forward(params, x), dim=-1)[..., 1]
 
 
-def fit_score(x_train: np.ndarray, y_train: np.ndarray, x_victim: np.ndarray, settings: MLPSettings,
-              seed: int, chunk: int = 512) -> np.ndarray:
-    """Train on x_train [B, n, d] / y_train [B, n] and return mean P(IN) over x_victim [B, m, d] -> [B].
+def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_victim: np.ndarray, settings: MLPSettings,
+                seed: int, chunk: int = 512) -> np.ndarray:
+    """Train on x_train [B, n, d] / y_train [B, n] and return P(IN) of x_victim [B, m, d] -> [B, m].
 
     Problems train in chunks of `chunk`: the per-step tensors [chunk, batch, hidden] then stay in
     the CPU's cache (512: 8 MiB), measured 1.9x faster than chunks of 4096 (benchmarks/attack_speed.py).
     """
     gen = torch.Generator().manual_seed(seed)
-    scores = np.empty(x_train.shape[0], dtype=np.float64)
+    probs = np.empty(x_victim.shape[:2], dtype=np.float64)
     for start in range(0, x_train.shape[0], chunk):
         sl = slice(start, start + chunk)
         params = train(torch.as_tensor(x_train[sl]), torch.as_tensor(y_train[sl]), settings, gen)
-        scores[sl] = predict_in(params, torch.as_tensor(x_victim[sl])).mean(1).numpy()
-    return scores
+        probs[sl] = predict_in(params, torch.as_tensor(x_victim[sl])).numpy()
+    return probs

@@ -1,4 +1,6 @@
-"""Features and leave-one-out splits shared by the attacks."""
+"""Features, and who trains whose attack (`Roles`), shared by the attacks."""
+
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -24,24 +26,70 @@ def tmi_features(queries: np.ndarray) -> np.ndarray:
 
 def shadow_index(num_models: int) -> np.ndarray:
     """int [N, N-1]: row v lists every model but v (the shadows when v is the victim)."""
-    return np.array([[s for s in range(num_models) if s != v] for v in range(num_models)])
+    return np.array([[s for s in range(num_models) if s != v] for v in range(num_models)], dtype=np.int64)
 
 
-def loo_training_sets(features: np.ndarray, labels: np.ndarray, shuffle: bool,
-                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """Per (victim, point) training data from the shadows only.
+@dataclass(frozen=True)
+class Roles:
+    """Which model rows an attack scores, and whose membership labels train each one's attack.
 
-    features [N, K, A, C] and labels [N, K] -> X [N, K, (N-1)*A, C], y [N, K, (N-1)*A]. The
-    victim's own row of `labels` is never read for its problems. With `shuffle`, the shadows'
-    labels are permuted per (victim, point): the control that must give AUC ~0.5.
+    `victims` int [V] are the rows scored; `shadows` int [V, M] lists, for victim i, the rows whose
+    labels train its attack (never victim i itself). Leave-one-out (one zoo, every model the victim
+    once) and separate roles (shadows 0..S-1 attack victims S..S+V-1, whose labels reach nothing)
+    are the two cases the pipeline uses.
     """
-    n, k, a, c = features.shape
-    shadows = shadow_index(n)
-    x = features[shadows]  # [N, N-1, K, A, C]
-    y = labels[shadows]  # [N, N-1, K]
+
+    victims: np.ndarray
+    shadows: np.ndarray
+
+    def __post_init__(self) -> None:
+        if self.shadows.ndim != 2 or self.shadows.shape[0] != len(self.victims):
+            raise ValueError(f"roles: shadows of shape {self.shadows.shape}; expected [{len(self.victims)}, M]")
+        if (self.shadows == self.victims[:, None]).any():
+            raise ValueError("roles: a victim is among its own shadows")
+
+    @classmethod
+    def leave_one_out(cls, num_models: int) -> "Roles":
+        return cls(np.arange(num_models), shadow_index(num_models))
+
+    @classmethod
+    def separate(cls, num_shadows: int, num_victims: int) -> "Roles":
+        """Rows 0..S-1 are shadows, rows S..S+V-1 victims, all attacked by the same shadows."""
+        return cls(np.arange(num_shadows, num_shadows + num_victims),
+                   np.tile(np.arange(num_shadows), (num_victims, 1)))
+
+    @property
+    def common_shadows(self) -> bool:
+        """Every victim has the same shadows: one attack, trained once, scores them all."""
+        return bool((self.shadows == self.shadows[:1]).all())
+
+    def first(self) -> "Roles":
+        """Only the first victim (with common shadows: the training every victim shares)."""
+        return Roles(self.victims[:1], self.shadows[:1])
+
+    def masks(self, labels: np.ndarray, i: int) -> tuple[np.ndarray, np.ndarray]:
+        """Boolean [N, K] masks of victim i's IN and OUT shadows (every other row False)."""
+        is_shadow = np.zeros(labels.shape[0], bool)
+        is_shadow[self.shadows[i]] = True
+        return labels & is_shadow[:, None], ~labels & is_shadow[:, None]
+
+
+def loo_training_sets(features: np.ndarray, labels: np.ndarray, shuffle: bool, rng: np.random.Generator,
+                      roles: Roles | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Per (victim, point) training data from the victim's shadows only.
+
+    features [N, K, A, C] and labels [N, K] -> X [V, K, M*A, C], y [V, K, M*A] (leave-one-out by
+    default: V = N, M = N-1). A victim's own row of `labels` is never read for its problems. With
+    `shuffle`, the shadows' labels are permuted per (victim, point): the control that must give AUC ~0.5.
+    """
+    roles = roles or Roles.leave_one_out(features.shape[0])
+    _, k, a, c = features.shape
+    v, m = roles.shadows.shape
+    x = features[roles.shadows]  # [V, M, K, A, C]
+    y = labels[roles.shadows]  # [V, M, K]
     if shuffle:
         y = np.take_along_axis(y, rng.random(y.shape).argsort(axis=1), axis=1)
-    x = x.transpose(0, 2, 1, 3, 4).reshape(n, k, (n - 1) * a, c)
+    x = x.transpose(0, 2, 1, 3, 4).reshape(v, k, m * a, c)
     y = np.repeat(y.transpose(0, 2, 1), a, axis=2)
     return x, y
 

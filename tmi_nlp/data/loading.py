@@ -74,24 +74,69 @@ def load_challenge(args: DataArguments) -> list[str]:
     return texts
 
 
-def load_pool(args: DataArguments, seed: int) -> list[str]:
-    """The candidate pretraining texts: distinct, non-empty, exactly `pool_size` of them.
+def load_pool(args: DataArguments, seed: int) -> tuple[list[str], int]:
+    """The candidate pretraining texts (distinct, non-empty, exactly `pool_size`), and how many given
+    challenge points lead them (0: the plan draws the challenge points).
 
-    Given candidates (`data.challenge`) come first, then texts of the pool source fill the rest.
+    Given candidates (`data.challenge`, or the known challenge points of `data.known_pool_of`) come
+    first, then texts of the pool source fill the rest.
     """
+    if args.known_pool_of:
+        return _known_pool(args, seed)
     candidates = load_challenge(args)
     if candidates:
         if len(candidates) > args.pool_size:
             raise DataError(f"data.challenge = {args.challenge!r}: {len(candidates)} candidates; expected at most "
                             f"data.pool_size ({args.pool_size})")
-        rest = [t for t in _load_pool_source(args, seed, args.pool_size) if t not in set(candidates)]
-        return candidates + rest[: args.pool_size - len(candidates)]
-    return _load_pool_source(args, seed, args.pool_size)
+        drawn = _draw(_source_texts(args, seed, args.pool_size), args, seed, args.pool_size)
+        rest = [t for t in drawn if t not in set(candidates)]
+        return candidates + rest[: args.pool_size - len(candidates)], len(candidates)
+    return _draw(_source_texts(args, seed, args.pool_size), args, seed, args.pool_size), 0
 
 
-def _load_pool_source(args: DataArguments, seed: int, size: int) -> list[str]:
+def _known_pool(args: DataArguments, seed: int) -> tuple[list[str], int]:
+    """The adversary's pool under partial knowledge: the known share of the victims' pool (their
+    challenge points first, so that as many as possible can be attacked), then other texts of the
+    pool source (none from the victims' pool)."""
+    from tmi_nlp.data.plan import Plan
+
+    plan_dir = Path(args.known_pool_of) / "plan"
+    if not Plan.exists(plan_dir):
+        raise DataError(f"data.known_pool_of = {args.known_pool_of!r}: expected a run folder with a plan "
+                        f"(run `tmi-nlp prepare` on the victims' recipe first)")
+    victims = Plan.load(plan_dir)
+    num_known = round(args.known_fraction * len(victims.pool))
+    if not 1 <= num_known <= args.pool_size:
+        raise DataError(f"data.known_fraction = {args.known_fraction}: keeps {num_known} of the victims' "
+                        f"{len(victims.pool)} texts; expected between 1 and data.pool_size ({args.pool_size})")
+    rng = np.random.default_rng([seed, 13])
+    is_challenge = np.isin(np.arange(len(victims.pool)), victims.challenge)
+    order = [*rng.permutation(np.flatnonzero(is_challenge)), *rng.permutation(np.flatnonzero(~is_challenge))]
+    known = sorted(order[:num_known])
+    challenge = [victims.pool[j] for j in known if is_challenge[j]]
+    rest = [victims.pool[j] for j in known if not is_challenge[j]]
+    needed = args.pool_size - num_known
+    exclude = set(victims.pool)
+    others = [t for t in _source_texts(args, seed, args.pool_size + len(exclude)) if t not in exclude]
+    if len(others) < needed:
+        raise DataError(f"data.pool_size = {args.pool_size}: the pool {args.pool!r} has only {len(others)} texts "
+                        f"outside the victims' pool; expected at least {needed} to fill it")
+    return challenge + rest + _draw(others, args, seed, needed), len(challenge)
+
+
+def _draw(texts: list[str], args: DataArguments, seed: int, size: int) -> list[str]:
+    """`size` of the texts, a seeded draw kept in source order."""
+    if len(texts) < size:
+        raise DataError(f"data.pool_size = {args.pool_size}: the pool {args.pool!r} has only "
+                        f"{len(texts)} distinct non-empty texts")
+    order = np.random.default_rng([seed, 11]).permutation(len(texts))[:size]
+    return [texts[i] for i in sorted(order)]
+
+
+def _source_texts(args: DataArguments, seed: int, synthetic_size: int) -> list[str]:
+    """Every distinct candidate text of the pool source (`synthetic_size` generated notes for 'synthetic')."""
     if args.pool == "synthetic":
-        return synthetic_pool(size, seed)
+        return synthetic_pool(synthetic_size, seed)
     dataset = load_text_dataset(args.pool, args.pool_split, "pool")
     texts = [t.strip() if isinstance(t, str) else t
              for t in _column(dataset, args.pool_text_column, "pool_text_column", args.pool)]
@@ -101,12 +146,7 @@ def _load_pool_source(args: DataArguments, seed: int, size: int) -> list[str]:
     if args.pool_chunk_words:
         texts = [t for t in _chunk(texts, args.pool_chunk_words)
                  if len(t.split()) >= args.pool_chunk_words // 2]
-    texts = list(dict.fromkeys(texts))
-    if len(texts) < size:
-        raise DataError(f"data.pool_size = {args.pool_size}: the pool {args.pool!r} has only "
-                        f"{len(texts)} distinct non-empty texts")
-    order = np.random.default_rng([seed, 11]).permutation(len(texts))[:size]
-    return [texts[i] for i in sorted(order)]
+    return list(dict.fromkeys(texts))
 
 
 def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstream:
