@@ -3,7 +3,8 @@
     python benchmarks/attack_speed.py [--models 32] [--points 1000] [--queries 8] [--classes 4] [--ref-pairs 24]
 
 Times every attack on a planted query tensor [models, points, A, C], each in a fresh process
-(so its peak memory is its own), and the reference loop (`attacks/reference.py`: one
+(so its peak memory is its own), the metaclassifiers with the C kernel and with the batched torch
+code, and the reference loop (`attacks/reference.py`: one
 `torch.nn` MLP per (victim, point)) on `--ref-pairs` pairs, extrapolated to all of them.
 """
 
@@ -13,7 +14,8 @@ import os
 from common import run_child, table
 
 CHILD = r"""
-import json, time, numpy as np, torch
+import json, os, time, numpy as np, torch
+os.environ["TMI_NLP_KERNEL"] = "{kernel}"
 torch.set_num_threads({threads})
 from tmi_nlp.attacks import run_attack, reference, batched_mlp
 from tmi_nlp.config import AttackArguments
@@ -23,7 +25,7 @@ labels = rng.random((n, k)) < 0.5
 logits = rng.normal(size=(1, k, 1, c)) * 2 + labels[:, :, None, None] * rng.normal(size=(1, k, 1, c)) \
     + rng.normal(size=(n, k, a, c))
 queries = (np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)).astype(np.float32)
-name = "{name}"
+name = "{name}".split("[")[0]
 start = time.perf_counter()
 if name == "reference":
     pairs = {ref_pairs}
@@ -44,7 +46,10 @@ def main() -> None:
     parser.add_argument("--queries", type=int, default=8)
     parser.add_argument("--classes", type=int, default=4)
     parser.add_argument("--ref-pairs", type=int, default=64, help="(victim, point) pairs the reference loop trains")
-    parser.add_argument("--attacks", default="lira_online,rmia,calibrated_confidence,shared_centred,mlp")
+    parser.add_argument("--attacks", default="lira_online,rmia,calibrated_confidence,shared_centred,mlp,"
+                                             "shared_centred[torch],mlp[torch]",
+                        help="attack names; NAME[torch] trains the metaclassifiers with the batched torch code "
+                             "instead of the C kernel")
     args = parser.parse_args()
     threads = len(os.sched_getaffinity(0))
     shape = dict(models=args.models, points=args.points, queries=args.queries, classes=args.classes,
@@ -52,7 +57,7 @@ def main() -> None:
     results = {}
     # Smallest first: a child's peak memory is read as the largest so far.
     for name in ["reference", *args.attacks.split(",")]:
-        results[name] = run_child(CHILD.format(name=name, **shape))
+        results[name] = run_child(CHILD.format(name=name, kernel=0 if name.endswith("[torch]") else 1, **shape))
     loop = results["reference"][0]["seconds"]
     rows = [[name, f"{r['seconds']:.1f}" + (" (extrapolated)" if name == "reference" else ""),
              f"{loop / r['seconds']:.0f}x" if name != "reference" else "1x", f"{mem:.0f}"]

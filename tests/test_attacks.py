@@ -28,8 +28,12 @@ def test_phi_and_clip():
     assert (np.linalg.norm(tmi_features(p), axis=-1) <= 1 + 1e-6).all()
 
 
+BACKENDS = ["torch", "kernel"]
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("balanced", [True, False])
-def test_batched_mlp_equals_one_at_a_time(balanced):
+def test_batched_mlp_equals_one_at_a_time(balanced, backend):
     rng = np.random.default_rng(1)
     num_problems, n, d = 6, 40, 5
     x = rng.normal(size=(num_problems, n, d)).astype(np.float32)
@@ -40,7 +44,7 @@ def test_batched_mlp_equals_one_at_a_time(balanced):
     init = batched_mlp.init_params(num_problems, d, 8, gen)
     start = [p.detach().clone() for p in init]
     params = batched_mlp.train(torch.as_tensor(x), torch.as_tensor(y), settings,
-                               torch.Generator().manual_seed(5), params=init)
+                               torch.Generator().manual_seed(5), params=init, backend=backend)
     batched = batched_mlp.predict_in(params, torch.as_tensor(x))
     for b in range(num_problems):
         # The reference draws the same minibatch order from a generator seeded the same way.
@@ -49,6 +53,26 @@ def test_batched_mlp_equals_one_at_a_time(balanced):
         with torch.no_grad():
             ref = torch.softmax(model(torch.as_tensor(x[b])), -1)[:, 1]
         assert torch.allclose(batched[b], ref, atol=1e-5), b
+
+
+@pytest.mark.parametrize("backend", BACKENDS)
+@pytest.mark.parametrize("dropout", [0.25, 0.5])
+def test_dropout_drops_that_share_of_hidden_units(dropout, backend):
+    # One Adam step on one example moves W2's row of a unit by lr exactly when the unit is active
+    # (every unit's pre-activation is positive here), so the unmoved rows are the dropped units.
+    problems, hidden = 400, 64
+    settings = batched_mlp.MLPSettings(hidden_size=hidden, epochs=1, batch_size=1, dropout=dropout,
+                                       learning_rate=0.1, weight_decay=0.0)
+    init = batched_mlp.init_params(problems, 3, hidden, torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        init[0].zero_()
+        init[1].fill_(1.0)
+    w2 = init[2].detach().clone()
+    params = batched_mlp.train(torch.ones(problems, 1, 3), torch.ones(problems, 1, dtype=torch.bool), settings,
+                               torch.Generator().manual_seed(1), params=init, backend=backend)
+    moved = (params[2] - w2).abs().amax(-1) > 0.05  # [problems, hidden]
+    # 25,600 units: the share's standard error is < 0.0032, so 0.015 is a 4.5-sigma band.
+    assert abs(1 - moved.float().mean().item() - dropout) < 0.015
 
 
 def test_batched_tmi_matches_reference_loop_in_quality():

@@ -12,6 +12,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from tmi_nlp.attacks import mlp_kernel
 from tmi_nlp.attacks.features import balanced_weights
 
 
@@ -62,10 +63,20 @@ def dropout_masks(rng: np.random.Generator, shape: tuple[int, ...], dropout: flo
 
 
 def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Generator,
-          params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
-    """Train one MLP per problem: x [B, n, d] float, y [B, n] bool. Returns the weights."""
+          params: list[torch.Tensor] | None = None, backend: str = "auto") -> list[torch.Tensor]:
+    """Train one MLP per problem: x [B, n, d] float, y [B, n] bool. Returns the weights.
+
+    backend "kernel" is the fused C kernel (`mlp_kernel.c`), "torch" the batched torch code below,
+    "auto" the kernel where it builds. Both draw the initialisation and the minibatch orders from
+    `gen` in the same order; only the dropout masks' random stream differs.
+    """
     num_problems, n, d = x.shape
     params = params or init_params(num_problems, d, settings.hidden_size, gen)
+    lib = mlp_kernel.load() if backend in ("auto", "kernel") else None
+    if backend == "kernel" and lib is None:
+        raise RuntimeError("backend 'kernel': the C kernel is not available (see the warning above)")
+    if lib is not None:
+        return _train_kernel(lib, x, y, settings, gen, params)
     # fused: one kernel per parameter for the whole Adam update (same arithmetic as the loop version).
     opt = torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)
     target = y.long()
@@ -93,6 +104,21 @@ def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Ge
             loss.backward()
             opt.step()
     return [p.detach() for p in params]
+
+
+def _train_kernel(lib, x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Generator,
+                  params: list[torch.Tensor]) -> list[torch.Tensor]:
+    n = x.shape[1]
+    weights = balanced_weights(y) if settings.class_balanced else torch.ones(x.shape[0], 2)
+    # The same draws from `gen`, in the same order, as the torch code: a mask seed, then one order per epoch.
+    mask_seed = int(torch.randint(0, 2**62, (1,), generator=gen)) if settings.dropout else 0
+    perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(settings.epochs)]) if settings.epochs \
+        else torch.zeros((0, n), dtype=torch.int64)
+    trained = mlp_kernel.train_mlps(
+        lib, x.numpy(), y.numpy(), weights.numpy(), perms.numpy(), settings.learning_rate, settings.weight_decay,
+        settings.batch_size, round(settings.dropout * 256), mask_seed, torch.get_num_threads(),
+        [p.detach().numpy() for p in params])
+    return [torch.from_numpy(p) for p in trained]
 
 
 @torch.no_grad()

@@ -1,0 +1,103 @@
+"""The fused C kernel that trains many small MLPs at once (`mlp_kernel.c`), built on first use.
+
+It is compiled with the machine's C compiler (`$CC`, else `cc`) into a cache folder
+(`$TMI_NLP_CACHE`, else `~/.cache/tmi_nlp`), once per source and flags, and loaded with ctypes.
+Without a compiler, or with `TMI_NLP_KERNEL=0`, `load()` returns None and the metaclassifiers
+train with the batched torch code (same algorithm, slower).
+"""
+
+import ctypes
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import warnings
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+SOURCE = Path(__file__).with_name("mlp_kernel.c")
+# fast-math lets the compiler vectorise the sums over hidden units; infinities stay allowed.
+FLAGS = ("-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp", "-shared", "-fPIC")
+
+
+def _arch_flags() -> tuple[str, ...]:
+    """AVX2 + FMA where the CPU has them (not -march=native: the cache may be shared by other CPUs)."""
+    if platform.machine() not in ("x86_64", "AMD64"):
+        return ()
+    try:
+        cpu_flags = set(Path("/proc/cpuinfo").read_text().split())
+    except OSError:
+        return ()
+    return ("-mavx2", "-mfma") if {"avx2", "fma"} <= cpu_flags else ()
+
+
+def cache_dir() -> Path:
+    if os.environ.get("TMI_NLP_CACHE"):
+        return Path(os.environ["TMI_NLP_CACHE"])
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tmi_nlp"
+
+
+def _build(compiler: str, flags: tuple[str, ...]) -> Path:
+    source = SOURCE.read_bytes()
+    key = hashlib.sha256(source + " ".join((compiler, *flags)).encode()).hexdigest()[:16]
+    lib = cache_dir() / f"mlp_kernel-{key}.so"
+    if not lib.exists():
+        lib.parent.mkdir(parents=True, exist_ok=True)
+        tmp = lib.with_name(f".{lib.name}.{os.getpid()}.tmp")
+        try:
+            subprocess.run([compiler, *flags, str(SOURCE), "-o", str(tmp), "-lm"], check=True,
+                           capture_output=True, text=True)
+            os.replace(tmp, lib)  # atomic: concurrent builders (one per rank) never load a partial file
+        finally:
+            tmp.unlink(missing_ok=True)
+    return lib
+
+
+@cache
+def load() -> ctypes.CDLL | None:
+    """The kernel library, or None (no compiler, a failed build, or TMI_NLP_KERNEL=0)."""
+    if os.environ.get("TMI_NLP_KERNEL", "1") == "0":
+        return None
+    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        warnings.warn("tmi-nlp: no C compiler (cc, gcc or $CC): the metaclassifiers train with the slower "
+                      "torch code", stacklevel=2)
+        return None
+    try:
+        lib = ctypes.CDLL(str(_build(compiler, FLAGS + _arch_flags())))
+    except (subprocess.CalledProcessError, OSError) as err:
+        detail = err.stderr if isinstance(err, subprocess.CalledProcessError) else err
+        warnings.warn(f"tmi-nlp: building {SOURCE.name} failed ({detail}); the metaclassifiers train with the "
+                      f"slower torch code", stacklevel=2)
+        return None
+    i64, f32 = ctypes.c_int64, ctypes.c_float
+
+    def array(dtype):
+        return np.ctypeslib.ndpointer(dtype=dtype, flags="C_CONTIGUOUS")
+
+    lib.tmi_train_mlps.restype = None
+    lib.tmi_train_mlps.argtypes = [i64, i64, i64, i64, i64, i64, array(np.float32), array(np.uint8),
+                                   array(np.float32), array(np.int64), f32, f32, ctypes.c_int32, ctypes.c_uint64,
+                                   ctypes.c_int32, array(np.float32), array(np.float32), array(np.float32),
+                                   array(np.float32)]
+    return lib
+
+
+def train_mlps(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, class_weights: np.ndarray, perms: np.ndarray,
+               lr: float, weight_decay: float, batch_size: int, drop_threshold: int, seed: int, threads: int,
+               params: list[np.ndarray]) -> list[np.ndarray]:
+    """Train in place: x [B, n, d], y [B, n] bool, class_weights [B, 2], perms [epochs, n];
+    params (W1 [B, d, H], b1 [B, H], W2 [B, H, 2], b2 [B, 2]) -> the trained weights, same shapes."""
+    num_problems, n, d = x.shape
+    hidden = params[1].shape[1]
+    w1, b1, b2 = (np.ascontiguousarray(p, dtype=np.float32) for p in (params[0], params[1], params[3]))
+    w2t = np.ascontiguousarray(params[2].transpose(0, 2, 1), dtype=np.float32)
+    lib.tmi_train_mlps(num_problems, n, d, hidden, perms.shape[0], batch_size,
+                       np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.uint8),
+                       np.ascontiguousarray(class_weights, dtype=np.float32),
+                       np.ascontiguousarray(perms, dtype=np.int64), lr, weight_decay, drop_threshold,
+                       seed, threads, w1, b1, w2t, b2)
+    return [w1, b1, np.ascontiguousarray(w2t.transpose(0, 2, 1)), b2]
