@@ -41,7 +41,8 @@ static inline __attribute__((always_inline)) void train_problem(
     int64_t b, int64_t n, int64_t d, const int64_t H, int64_t epochs, int64_t batch,
     const float *restrict x, const uint8_t *restrict y, const float *restrict class_w,
     const int64_t *restrict perms, float lr, float wd, int32_t drop_threshold, uint64_t seed,
-    float *restrict w1, float *restrict b1, float *restrict w2t, float *restrict b2, float *restrict buf) {
+    float *restrict w1, float *restrict b1, float *restrict w2t, float *restrict b2, float *restrict buf,
+    float *restrict xe, uint8_t *restrict ye) {
     const int64_t P = d * H + 3 * H + 2; /* parameters, packed: W1 [d, H], b1 [H], W2t [2, H], b2 [2] */
     const float inv_keep = drop_threshold ? 256.0f / (256.0f - (float)drop_threshold) : 1.0f;
     float *restrict prm = buf, *restrict grd = buf + P, *restrict mom = buf + 2 * P, *restrict var = buf + 3 * P;
@@ -62,15 +63,21 @@ static inline __attribute__((always_inline)) void train_problem(
     uint64_t rng = seed ^ ((uint64_t)(b + 1) * 0xD1B54A32D192ED03ULL);
     int64_t t = 0;
     for (int64_t e = 0; e < epochs; e++) {
+        /* The epoch's order gathered once (xe, ye): then every minibatch reads memory in sequence,
+         * which matters when a problem's data outgrows the cache (the shared classifier's). */
         const int64_t *restrict perm = perms + e * n;
+        for (int64_t r = 0; r < n; r++) {
+            memcpy(xe + r * d, xb + perm[r] * d, sizeof(float) * d);
+            ye[r] = yb[perm[r]];
+        }
         for (int64_t start = 0; start < n; start += batch) {
             const int64_t end = start + batch < n ? start + batch : n;
             float total_w = 0.0f;
-            for (int64_t r = start; r < end; r++) total_w += cw[yb[perm[r]]];
+            for (int64_t r = start; r < end; r++) total_w += cw[ye[r]];
             memset(grd, 0, sizeof(float) * P);
             for (int64_t r = start; r < end; r++) {
-                const float *restrict xr = xb + perm[r] * d;
-                const int label = yb[perm[r]];
+                const float *restrict xr = xe + r * d;
+                const int label = ye[r];
                 for (int64_t h = 0; h < H; h++) z[h] = B1[h];
                 for (int64_t k = 0; k < d; k++) {
                     const float xk = xr[k];
@@ -129,15 +136,19 @@ void tmi_train_mlps(int64_t B, int64_t n, int64_t d, int64_t H, int64_t epochs, 
 #pragma omp parallel num_threads(threads)
     {
         float *buf = malloc(sizeof(float) * (4 * P + 4 * H)); /* the last H floats hold the H mask bytes */
+        float *xe = malloc(sizeof(float) * n * d);
+        uint8_t *ye = malloc((size_t)n);
 #pragma omp for schedule(dynamic, 16)
         for (int64_t b = 0; b < B; b++) {
             if (H == 64)
                 train_problem(b, n, d, 64, epochs, batch, x, y, class_w, perms, lr, wd, drop_threshold, seed,
-                              w1, b1, w2t, b2, buf);
+                              w1, b1, w2t, b2, buf, xe, ye);
             else
                 train_problem(b, n, d, H, epochs, batch, x, y, class_w, perms, lr, wd, drop_threshold, seed,
-                              w1, b1, w2t, b2, buf);
+                              w1, b1, w2t, b2, buf, xe, ye);
         }
         free(buf);
+        free(xe);
+        free(ye);
     }
 }
