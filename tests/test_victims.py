@@ -62,6 +62,10 @@ def test_shadows_with_half_the_corpus_attack_another_zoo(victims, tiny, capsys):
     before = (out / "mlp" / "metrics.json").stat().st_mtime_ns
     attack_victims(shadows, victims.run_dir)  # resumes: nothing recomputed
     assert (out / "mlp" / "metrics.json").stat().st_mtime_ns == before
+    # compare takes these results beside a run folder.
+    table = pipeline.compare([victims.run_dir, out], ["mlp"], shadows.run_dir / "cmp")
+    assert "| shadows -> victims | linear |" in table and "| victims | linear |" in table
+    assert (shadows.run_dir / "cmp" / "compare.png").exists()
 
 
 def test_a_zoo_sharing_the_victims_models_is_refused(victims, tiny):

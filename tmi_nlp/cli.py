@@ -5,6 +5,7 @@
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
     tmi-nlp attack RUN_FOLDER --victims OTHER_RUN           this run's models attack another run's
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
+                                                            (or RUN/victims/OTHER result folders)
     tmi-nlp push RUN_FOLDER REPO_ID | tmi-nlp pull REPO_ID DEST   share a zoo on the Hugging Face Hub
     tmi-nlp check RECIPE.yaml                               validate the recipe and data only
 """

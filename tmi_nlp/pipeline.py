@@ -483,29 +483,46 @@ def recipe_of_run(folder: str | Path) -> Recipe:
     return recipe_from_dict(raw)
 
 
+def _finished_results(folder: Path) -> tuple[str, dict, dict[str, Path]]:
+    """(label, summary, attack folders) of a finished run, or of `attack --victims` results (RUN/victims/OTHER)."""
+    if (folder / "victims.json").exists():
+        record = json.loads((folder / "victims.json").read_text())
+        victims_report = Path(record["victims"]) / "report" / "metrics.json"
+        outs = {m.parent.name: m.parent for m in sorted(folder.glob("*/metrics.json"))}
+        attacks = {name: json.loads((out / "metrics.json").read_text()) for name, out in outs.items()}
+        summary = {"attacks": attacks, "method": next(iter(attacks.values()))["method"] if attacks else "-"}
+        if victims_report.exists():
+            victims_summary = json.loads(victims_report.read_text())
+            summary.update({k: victims_summary[k] for k in ("victim_accuracy", "epsilon") if k in victims_summary})
+        return f"{folder.parent.parent.name} -> {folder.name}", summary, outs
+    run = RunDir(folder)
+    if not (run.report / "metrics.json").exists():
+        raise RecipeError(f"{folder}: no report/metrics.json; run `tmi-nlp report {folder}` first")
+    summary = json.loads((run.report / "metrics.json").read_text())
+    return run.root.name, summary, {name: run.attack(name) for name in summary["attacks"]}
+
+
 def compare(folders: list[str | Path], attacks: list[str], output: str | Path) -> str:
-    """A markdown table and an overlaid ROC (compare.png) of the given attacks across finished runs."""
+    """A markdown table and an overlaid ROC (compare.png) of the given attacks across finished runs
+    (run folders, or RUN/victims/OTHER folders of `tmi-nlp attack RUN --victims OTHER`)."""
     from tmi_nlp.report import roc_plot
 
     rows = ["| run | method | victims' acc. | epsilon | attack | AUC [95% CI] | TPR@0.1% | TPR@1% |",
             "|---|---|---|---|---|---|---|---|"]
     curves = {}
     for folder in folders:
-        run = RunDir(folder)
-        if not (run.report / "metrics.json").exists():
-            raise RecipeError(f"{folder}: no report/metrics.json; run `tmi-nlp report {folder}` first")
-        summary = json.loads((run.report / "metrics.json").read_text())
+        label, summary, outs = _finished_results(Path(folder))
         eps = f"{summary['epsilon']['max']:.2f}" if "epsilon" in summary else "-"
+        acc = f"{summary['victim_accuracy']['mean']:.3f}" if "victim_accuracy" in summary else "-"
         for name in attacks:
             if name not in summary["attacks"]:
                 continue
             m = summary["attacks"][name]
             ci = m.get("auc_ci95", [float("nan")] * 2)
-            rows.append(f"| {run.root.name} | {summary['method']} | {summary['victim_accuracy']['mean']:.3f} | {eps} "
+            rows.append(f"| {label} | {summary['method']} | {acc} | {eps} "
                         f"| {name} | {m['auc']:.3f} [{ci[0]:.3f}, {ci[1]:.3f}] | {100 * m['tpr@0.001']:.1f}% "
                         f"| {100 * m['tpr@0.01']:.1f}% |")
-            curves[f"{run.root.name}: {name}"] = (np.load(run.attack(name) / "labels.npy"),
-                                                  np.load(run.attack(name) / "scores.npy"))
+            curves[f"{label}: {name}"] = (np.load(outs[name] / "labels.npy"), np.load(outs[name] / "scores.npy"))
     table = "\n".join(rows)
     output = Path(output)
     atomic_write_text(output / "compare.md", table + "\n")

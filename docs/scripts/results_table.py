@@ -1,6 +1,8 @@
-"""Print the markdown tables of docs/RESULTS.md from finished runs' report/metrics.json.
+"""Print the markdown tables of docs/RESULTS.md from finished runs' report/metrics.json, or from the
+results of `tmi-nlp attack RUN --victims OTHER` (a folder RUN/victims/OTHER).
 
     python docs/scripts/results_table.py runs/agnews-linear runs/agnews-full ...
+    python docs/scripts/results_table.py runs/agnews-linear-known50/victims/agnews-linear
 """
 
 import json
@@ -17,8 +19,27 @@ def ci(m: dict, key: str, percent: bool) -> str:
     return value
 
 
+def attack_rows(attacks: dict[str, dict]) -> None:
+    print("| attack | family | AUC [95% CI] | TPR % at 0.1% FPR | TPR % at 1% FPR |\n|---|---|---|---|---|")
+    families = ["tmi", "shadow", "shadow-free", "white-box"]
+    order = sorted(attacks.items(), key=lambda kv: (families.index(kv[1].get("family", "tmi")), -kv[1]["auc"]))
+    for name, m in order:
+        print(f"| {name} | {m.get('family', 'tmi')} | {ci(m, 'auc', False)} | {ci(m, 'tpr@0.001', True)} | "
+              f"{ci(m, 'tpr@0.01', True)} |")
+    print()
+
+
 def main() -> None:
     for folder in map(Path, sys.argv[1:]):
+        if (folder / "victims.json").exists():
+            record = json.loads((folder / "victims.json").read_text())
+            attacks = {m.parent.name: json.loads(m.read_text()) for m in sorted(folder.glob("*/metrics.json"))}
+            seconds = sum(m.get("seconds", 0) for m in attacks.values())
+            print(f"### {folder.parent.parent.name} ({record['num_shadows']} shadows, known fraction "
+                  f"{record['known_fraction']}) against {folder.name} ({record['num_victims']} victims)\n")
+            print(f"{record['points']} shared challenge points; attack stage {seconds:.0f} s.\n")
+            attack_rows(attacks)
+            continue
         summary = json.loads((folder / "report" / "metrics.json").read_text())
         recipe = summary["recipe"]
         acc = summary["victim_accuracy"]
@@ -30,14 +51,7 @@ def main() -> None:
         print(f"{recipe['run']['num_models']} models, {recipe['run']['num_points']} points, "
               f"A = {recipe['query']['num_augmentations']}; victims' downstream accuracy {acc['mean']:.3f} "
               f"(min {acc['min']:.3f}, max {acc['max']:.3f}){eps}; attack stage {seconds:.0f} s.\n")
-        print("| attack | family | AUC [95% CI] | TPR % at 0.1% FPR | TPR % at 1% FPR |\n|---|---|---|---|---|")
-        families = ["tmi", "shadow", "shadow-free", "white-box"]
-        order = sorted(summary["attacks"].items(), key=lambda kv: (families.index(kv[1].get("family", "tmi")),
-                                                                   -kv[1]["auc"]))
-        for name, m in order:
-            print(f"| {name} | {m.get('family', 'tmi')} | {ci(m, 'auc', False)} | {ci(m, 'tpr@0.001', True)} | "
-                  f"{ci(m, 'tpr@0.01', True)} |")
-        print()
+        attack_rows(summary["attacks"])
 
 
 if __name__ == "__main__":
