@@ -20,7 +20,9 @@ from tmi_nlp.victims import shared_points
 
 def cell(m: dict) -> str:
     lo, hi = m["auc_ci95"]
-    return f"{m['auc']:.3f} [{lo:.3f}, {hi:.3f}] | {100 * m['tpr@0.001']:.1f}% | {100 * m['tpr@0.01']:.1f}%"
+    tlo, thi = m["tpr@0.001_ci95"]
+    return (f"{m['auc']:.3f} [{lo:.3f}, {hi:.3f}] | {100 * m['tpr@0.001']:.1f}% [{100 * tlo:.1f}, {100 * thi:.1f}] | "
+            f"{100 * m['tpr@0.01']:.1f}%")
 
 
 def main() -> None:
@@ -31,8 +33,8 @@ def main() -> None:
     args = parser.parse_args()
     victims = Path(args.victims)
     victim_plan = Plan.load(victims / "plan")
-    print("| shadows' pool | points | attack | AUC [95% CI] | TPR@0.1% | TPR@1% | leave-one-out on the victims, "
-          "same points: AUC [95% CI] | TPR@0.1% | TPR@1% |\n|---|---|---|---|---|---|---|---|---|")
+    print("| shadows' pool | points | attack | AUC [95% CI] | TPR@0.1% [95% CI] | TPR@1% | leave-one-out on the "
+          "victims, same points: AUC [95% CI] | TPR@0.1% [95% CI] | TPR@1% |\n|---|---|---|---|---|---|---|---|---|")
     for folder in map(Path, args.shadow_runs):
         out = folder / "victims" / victims.name
         record = json.loads((out / "victims.json").read_text())
