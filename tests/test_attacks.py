@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from tmi_nlp.attacks import ATTACKS, FAMILIES, SIGNALS, batched_mlp, reference, run_attack
-from tmi_nlp.attacks.features import Roles, loo_training_sets, phi, tmi_features
+from tmi_nlp.attacks.features import Roles, phi, shadow_training_sets, tmi_features
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
 
@@ -89,7 +89,7 @@ def test_batched_tmi_matches_reference_loop_in_quality():
 def test_loo_sets_exclude_the_victim():
     queries, labels = planted(num_models=5, num_points=3)
     feats = tmi_features(queries)
-    x, y = loo_training_sets(feats, labels, False, np.random.default_rng(0))
+    x, y = shadow_training_sets(feats, labels, False, np.random.default_rng(0))
     assert x.shape == (5, 3, 4 * 4, 4) and y.shape == (5, 3, 16)
     assert np.array_equal(y[2, 1], np.repeat(labels[[0, 1, 3, 4], 1], 4))
 

@@ -74,7 +74,7 @@ class Roles:
         return labels & is_shadow[:, None], ~labels & is_shadow[:, None]
 
 
-def loo_training_sets(features: np.ndarray, labels: np.ndarray, shuffle: bool, rng: np.random.Generator,
+def shadow_training_sets(features: np.ndarray, labels: np.ndarray, shuffle: bool, rng: np.random.Generator,
                       roles: Roles | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Per (victim, point) training data from the victim's shadows only.
 

@@ -12,7 +12,7 @@ from sklearn.svm import SVC
 
 from tmi_nlp.attacks import register
 from tmi_nlp.attacks.batched_mlp import MLPSettings, fit_predict, predict_in, train
-from tmi_nlp.attacks.features import Roles, loo_training_sets, tmi_features
+from tmi_nlp.attacks.features import Roles, shadow_training_sets, tmi_features
 from tmi_nlp.config import AttackArguments
 
 
@@ -44,7 +44,7 @@ def per_point_mlp(queries: np.ndarray, labels: np.ndarray, args: AttackArguments
     _, k, a, c = feats.shape
     train_roles, groups = _training_groups(roles)
     t, g = groups.shape
-    x, y = loo_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
+    x, y = shadow_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
     # Training t scores its victims' A vectors per point: [T, G, K, A, C] -> [T*K, G*A, C].
     xv = feats[roles.victims[groups]].transpose(0, 2, 1, 3, 4).reshape(t * k, g * a, c)
     probs = fit_predict(x.reshape(t * k, -1, c), y.reshape(t * k, -1), xv, mlp_settings(args), seed)
@@ -71,7 +71,7 @@ def _per_point_sklearn(name: str):
         feats = tmi_features(queries)
         k = feats.shape[1]
         train_roles, groups = _training_groups(roles)
-        x, y = loo_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
+        x, y = shadow_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
         scores = np.empty((len(roles.victims), k))
         for t, group in enumerate(groups):
             for j in range(k):
