@@ -1,10 +1,13 @@
 """The batched metaclassifiers against the one-at-a-time reference, leave-one-out and the control."""
 
+import os
+import shutil
+
 import numpy as np
 import pytest
 import torch
 
-from tmi_nlp.attacks import ATTACKS, FAMILIES, SIGNALS, batched_mlp, reference, run_attack
+from tmi_nlp.attacks import ATTACKS, FAMILIES, SIGNALS, batched_mlp, mlp_kernel, reference, run_attack
 from tmi_nlp.attacks.features import Roles, phi, shadow_training_sets, tmi_features
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
@@ -28,7 +31,17 @@ def test_phi_and_clip():
     assert (np.linalg.norm(tmi_features(p), axis=-1) <= 1 + 1e-6).all()
 
 
-BACKENDS = ["torch", "kernel"]
+# The kernel is built with the machine's C compiler; where there is none, the torch code runs alone.
+HAS_COMPILER = any(shutil.which(c) for c in (os.environ.get("CC", "cc"), "cc", "gcc"))
+BACKENDS = ["torch", pytest.param("kernel", marks=pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler"))]
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler")
+def test_loading_the_kernel_keeps_subnormal_floats():
+    # -ffast-math in a shared library switches on flush-to-zero for the whole process (it broke hypothesis).
+    assert mlp_kernel.load() is not None
+    assert np.float32(1e-40) * np.float32(1.0) > 0
+    assert float(torch.tensor(1e-40) * 1.0) > 0
 
 
 @pytest.mark.parametrize("backend", BACKENDS)

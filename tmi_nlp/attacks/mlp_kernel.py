@@ -19,8 +19,11 @@ from pathlib import Path
 import numpy as np
 
 SOURCE = Path(__file__).with_name("mlp_kernel.c")
-# fast-math lets the compiler vectorise the sums over hidden units; infinities stay allowed.
-FLAGS = ("-O3", "-ffast-math", "-fno-finite-math-only", "-fopenmp", "-shared", "-fPIC")
+# Reassociation lets the compiler vectorise the sums over hidden units. Not -ffast-math: linked into a
+# shared library it sets flush-to-zero for the whole process (crtfastmath), changing torch's and
+# numpy's arithmetic.
+FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
+         "-freciprocal-math", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC")
 
 
 def _arch_flags() -> tuple[str, ...]:
