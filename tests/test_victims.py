@@ -82,3 +82,11 @@ def test_num_points_must_match_the_known_challenge_points(victims, tiny):
                    data={"known_pool_of": str(victims.run_dir), "known_fraction": 0.5})
     with pytest.raises(DataError, match="data.known_pool_of leaves 16"):
         pipeline.prepare(shadows)
+
+
+def test_victims_queried_differently_are_refused(victims, tiny):
+    other = tiny(run={"name": "other", "seed": 2}, data={"known_pool_of": str(victims.run_dir)},
+                 query={"num_augmentations": 2}, attack={"baselines": []})
+    pipeline.run_all(other, progress=False)
+    with pytest.raises(RecipeError, match="expected the same queries per point"):
+        attack_victims(other, victims.run_dir)
