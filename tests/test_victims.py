@@ -66,6 +66,10 @@ def test_shadows_with_half_the_corpus_attack_another_zoo(victims, tiny, capsys):
     table = pipeline.compare([victims.run_dir, out], ["mlp"], shadows.run_dir / "cmp")
     assert "| shadows -> victims | linear |" in table and "| victims | linear |" in table
     assert (shadows.run_dir / "cmp" / "compare.png").exists()
+    # The shadows' report shows these results next to its own.
+    pipeline.report(shadows)
+    page = (shadows.run_dir / "report" / "report.html").read_text()
+    assert "Against other zoos" in page and "shadows -&gt; victims" in page and "partial knowledge: 0.5" in page
 
 
 def test_a_zoo_sharing_the_victims_models_is_refused(victims, tiny):

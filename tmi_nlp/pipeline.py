@@ -443,9 +443,14 @@ def report(recipe: Recipe) -> dict:
     title = f"{recipe.run.name}: {recipe.finetune.method} finetuning"
     roc_plot(curves, run.report / "roc.png", title=title,
              styles={n: FAMILY_STYLES[FAMILIES.get(n, "tmi")] for n in curves})
+    other_zoos = {}
+    for folder in sorted((run.root / "victims").glob("*/victims.json")):
+        label, other, outs = _finished_results(folder.parent)
+        other_zoos[label] = (other["attacks"], {name: (np.load(out / "labels.npy"), np.load(out / "scores.npy"))
+                                                for name, out in outs.items()})
     write_report(run.report / "report.html", title=title, facts=_facts(recipe, run, summary), results=results,
                  curves=curves, accuracies=[m["eval_accuracy"] for m in victims], epsilons=epsilons,
-                 recipe_yaml=recipe.to_yaml())
+                 recipe_yaml=recipe.to_yaml(), other_zoos=other_zoos)
     return summary
 
 
@@ -458,7 +463,9 @@ def _facts(recipe: Recipe, run: RunDir, summary: dict) -> dict[str, str]:
     acc = summary["victim_accuracy"]
     return {
         "models": f"{r.num_models} (each the victim once, {r.num_models - 1} shadows)",
-        "pretraining pool": f"{d.pool} — {d.pool_size} texts, each model pretrains on about half",
+        "pretraining pool": f"{d.pool} — {d.pool_size} texts, each model pretrains on about half" + (
+            f"; partial knowledge: {d.known_fraction:g} of the pool of {d.known_pool_of}, the rest other texts"
+            if d.known_pool_of else ""),
         "challenge points": f"{r.num_points} (records scored: {r.num_models * r.num_points})",
         "model": (f"BERT, {recipe.model.num_hidden_layers} layers, hidden {recipe.model.hidden_size}, "
                   f"max length {recipe.model.max_length}; masked LM for {recipe.pretrain.epochs:g} epochs"),

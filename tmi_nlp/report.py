@@ -126,10 +126,27 @@ dl{display:grid;grid-template-columns:max-content auto;gap:2px 16px}dt{font-weig
 pre{background:#f6f6f6;padding:1em;overflow:auto}"""
 
 
+def _other_zoos_html(other_zoos: dict[str, tuple[dict[str, dict], dict]]) -> str:
+    if not other_zoos:
+        return ""
+    parts = ["<h2>Against other zoos (separate roles)</h2><p>This run's models are the shadows and another "
+             "run's models the victims (<code>tmi-nlp attack RUN --victims OTHER</code>), scored on the challenge "
+             "texts both runs share.</p>"]
+    for label, (results, curves) in other_zoos.items():
+        styles = {name: FAMILY_STYLES.get(results[name].get("family", "tmi"), "-") for name in curves}
+        parts.append(f"<h3>{html.escape(label)}</h3>{metrics_html(results)}"
+                     f"{_img(roc_figure(curves, label, styles), f'ROC curves against {label}')}")
+    return "".join(parts)
+
+
 def report_html(title: str, facts: dict[str, str], results: dict[str, dict],
                 curves: dict[str, tuple[np.ndarray, np.ndarray]], accuracies: list[float],
-                epsilons: list[float] | None, recipe_yaml: str) -> str:
-    """The whole report as one HTML string, every plot embedded."""
+                epsilons: list[float] | None, recipe_yaml: str,
+                other_zoos: dict[str, tuple[dict[str, dict], dict]] | None = None) -> str:
+    """The whole report as one HTML string, every plot embedded.
+
+    `other_zoos`: label -> (results, curves) of `tmi-nlp attack --victims` against other runs.
+    """
     styles = {name: FAMILY_STYLES.get(results[name].get("family", "tmi"), "-") for name in curves}
     facts_html = "".join(f"<dt>{html.escape(k)}</dt><dd>{html.escape(v)}</dd>" for k, v in facts.items())
     return f"""<!doctype html>
@@ -144,6 +161,7 @@ pooled; intervals are 95% bootstrap intervals over records.</p>
 <h2>ROC (log-log)</h2>{_img(roc_figure(curves, title, styles), "ROC curves of every attack")}
 <h2>Scores of members (IN) and non-members (OUT)</h2>{_img(histogram_figure(curves), "score histograms")}
 <h2>Victims</h2>{_img(accuracy_figure(accuracies, epsilons), "victims' downstream accuracy")}
+{_other_zoos_html(other_zoos or {})}
 <details><summary>Recipe (as run)</summary><pre>{html.escape(recipe_yaml)}</pre></details>
 </body></html>
 """
