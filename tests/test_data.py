@@ -1,3 +1,5 @@
+import json
+
 import numpy as np
 import pytest
 
@@ -88,3 +90,18 @@ def test_augmentations():
     assert len(q1) == 8 and q1[0] == ids and q1[4] == ids[:5]
     assert q1 == augmented_queries(texts, 4, "delete", 0.2, True, (0, 3, 1), 4, 5, 100)
     assert q1 != augmented_queries(texts, 4, "delete", 0.2, True, (0, 3, 2), 4, 5, 100)
+
+
+def test_a_pool_from_files_of_two_types(tmp_path):
+    # WikiText's .raw next to the Wikipedia sample's .jsonl: loaded by type, concatenated on their common column.
+    raw = tmp_path / "wiki.raw"
+    raw.write_text("\n".join(f"raw paragraph number {i} of the first source" for i in range(12)) + "\n")
+    jsonl = tmp_path / "articles.jsonl"
+    jsonl.write_text("\n".join(json.dumps({"id": i, "title": f"t{i}", "text": f"json article number {i} here"})
+                               for i in range(12)) + "\n")
+    pool, _ = load_pool(DataArguments(pool=f"{raw},{jsonl}", pool_size=24), seed=0)
+    assert sum(t.startswith("raw") for t in pool) == 12 and sum(t.startswith("json") for t in pool) == 12
+    other = tmp_path / "other.jsonl"
+    other.write_text(json.dumps({"body": "no text column"}) + "\n")
+    with pytest.raises(DataError, match="share no column"):
+        load_pool(DataArguments(pool=f"{raw},{other}", pool_size=2), seed=0)

@@ -23,9 +23,8 @@ def smoke_recipe(path: Path, tmp_path: Path) -> Recipe:
     ])
     # The recipes name ../shared/data relative to the repository root.
     for field in ("pool", "downstream"):
-        value = getattr(recipe.data, field)
-        if value.startswith("../shared/"):
-            setattr(recipe.data, field, str(ROOT / value))
+        files = getattr(recipe.data, field).split(",")
+        setattr(recipe.data, field, ",".join(str(ROOT / f) if f.startswith("../shared/") else f for f in files))
     return recipe
 
 

@@ -26,18 +26,31 @@ class Downstream:
 
 
 def load_text_dataset(spec: str, split: str, field_name: str):
-    """`datasets.load_dataset` on a Hub id or on local file(s) named by extension (comma-separated)."""
-    from datasets import load_dataset
+    """`datasets.load_dataset` on a Hub id or on local file(s) named by extension (comma-separated).
+
+    Files of different types (say WikiText's .raw and a .jsonl) are loaded by type and concatenated,
+    with the columns they all have.
+    """
+    from datasets import concatenate_datasets, load_dataset
 
     files = [p.strip() for p in spec.split(",") if p.strip()]
-    suffixes = {"".join(Path(f).suffixes[-1:]).lower() for f in files}
     if all(Path(f).exists() for f in files):
-        if len(suffixes) != 1 or next(iter(suffixes)) not in _BUILDERS:
-            raise DataError(f"data.{field_name} = {spec!r}: expected files of one type among "
+        by_suffix: dict[str, list[str]] = {}
+        for f in files:
+            by_suffix.setdefault(Path(f).suffix.lower(), []).append(f)
+        unknown = sorted(set(by_suffix) - set(_BUILDERS))
+        if unknown:
+            raise DataError(f"data.{field_name} = {spec!r}: file type(s) {unknown}; expected types among "
                             f"{sorted(_BUILDERS)}")
-        suffix = next(iter(suffixes))
-        kwargs = {"delimiter": "\t"} if suffix == ".tsv" else {}
-        return load_dataset(_BUILDERS[suffix], data_files={split: files}, split=split, **kwargs)
+        parts = [load_dataset(_BUILDERS[suffix], data_files={split: group}, split=split,
+                              **({"delimiter": "\t"} if suffix == ".tsv" else {}))
+                 for suffix, group in by_suffix.items()]
+        if len(parts) == 1:
+            return parts[0]
+        common = [c for c in parts[0].column_names if all(c in p.column_names for p in parts)]
+        if not common:
+            raise DataError(f"data.{field_name} = {spec!r}: the files share no column; expected a common text column")
+        return concatenate_datasets([p.select_columns(common) for p in parts])
     if any(Path(f).suffix.lower() in _BUILDERS for f in files):
         missing = [f for f in files if not Path(f).exists()]
         raise DataError(f"data.{field_name} = {spec!r}: file(s) not found: {missing}")
