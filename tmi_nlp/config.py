@@ -58,7 +58,8 @@ class RunArguments:
 class DataArguments:
     pool: str = field(default="synthetic", metadata={
         "help": "Pretraining pool: 'synthetic' (built-in generator), a Hub dataset id, or local "
-                "csv/tsv/json/jsonl/parquet/txt file(s) (comma-separated)."})
+                "csv/tsv/json/jsonl/parquet/txt/raw file(s), comma-separated (files of different types are "
+                "joined on their common columns)."})
     pool_text_column: str = field(default="text", metadata={"help": "Text column of the pool dataset."})
     pool_split: str = field(default="train", metadata={"help": "Split of the pool dataset."})
     challenge: str = field(default="", metadata={
