@@ -131,8 +131,9 @@ def fit_predict(x_train: np.ndarray, y_train: np.ndarray, x_victim: np.ndarray, 
                 seed: int, chunk: int = 512) -> np.ndarray:
     """Train on x_train [B, n, d] / y_train [B, n] and return P(IN) of x_victim [B, m, d] -> [B, m].
 
-    Problems train in chunks of `chunk`: the per-step tensors [chunk, batch, hidden] then stay in
-    the CPU's cache (512: 8 MiB), measured 1.9x faster than chunks of 4096 (benchmarks/attack_speed.py).
+    Problems train in chunks of `chunk`: for the torch code the per-step tensors [chunk, batch, hidden]
+    then stay in the CPU's cache (512: 8 MiB), measured 1.9x faster than chunks of 4096; the kernel
+    takes the same chunks, so that both backends draw the same minibatch orders.
     """
     gen = torch.Generator().manual_seed(seed)
     probs = np.empty(x_victim.shape[:2], dtype=np.float64)

@@ -97,39 +97,43 @@ for _name in ("logistic", "knn", "svm", "sklearn_mlp"):
 
 def centred_features(feats: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,
                      rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Per-victim features for one classifier shared across points.
+    """Features for one classifier shared across points, a training set per distinct set of shadows.
 
     For victim i and point k, with the IN and OUT means of its shadows' vectors, a vector x
     becomes [x - (mu_in + mu_out)/2, mu_in - mu_out]: centred on the point's midpoint, next to
     the direction in which membership moves it. A shadow's own vector is left out of the means
     it is centred with (otherwise it is pulled towards its own class in training, which it will
-    not be for the victim). Returns X [V, M*K*A, 2C], y [V, M*K*A], victim X [V, K*A, 2C].
+    not be for the victim). Returns X [T, M*K*A, 2C], y [T, M*K*A] (T trainings, as in
+    `_training_groups`) and victim X [V, K*A, 2C], each victim centred by its training's means.
     """
     _, k, a, c = feats.shape
-    v, m = roles.shadows.shape
+    train_roles, groups = _training_groups(roles)
+    t, m = train_roles.shadows.shape
     means = feats.mean(axis=2)  # [N, K, C]: each model's mean vector per point
-    lab = labels[roles.shadows]  # [V, M, K]
+    lab = labels[train_roles.shadows]  # [T, M, K]
     if shuffle:
         lab = np.take_along_axis(lab, rng.random(lab.shape).argsort(axis=1), axis=1)
-    sm = means[roles.shadows]  # [V, M, K, C]
+    sm = means[train_roles.shadows]  # [T, M, K, C]
     w_in = lab[..., None].astype(np.float32)
-    sum_in = (sm * w_in).sum(1, keepdims=True)  # [V, 1, K, C]
+    sum_in = (sm * w_in).sum(1, keepdims=True)  # [T, 1, K, C]
     sum_out = (sm * (1 - w_in)).sum(1, keepdims=True)
     n_in = w_in.sum(1, keepdims=True)
     n_out = (1 - w_in).sum(1, keepdims=True)
     # Leave-one-out means for each shadow's own training vectors.
     loo_in = (sum_in - sm * w_in) / np.maximum(n_in - w_in, 1)
     loo_out = (sum_out - sm * (1 - w_in)) / np.maximum(n_out - (1 - w_in), 1)
-    mid = (loo_in + loo_out) / 2  # [V, M, K, C]
+    mid = (loo_in + loo_out) / 2  # [T, M, K, C]
     diff = loo_in - loo_out
-    sx = feats[roles.shadows] - mid[:, :, :, None]  # [V, M, K, A, C]
+    sx = feats[train_roles.shadows] - mid[:, :, :, None]  # [T, M, K, A, C]
     x_train = np.concatenate([sx, np.broadcast_to(diff[:, :, :, None], sx.shape)], axis=-1)
     y_train = np.broadcast_to(lab[..., None], lab.shape + (a,))
     v_in, v_out = sum_in[:, 0] / np.maximum(n_in[:, 0], 1), sum_out[:, 0] / np.maximum(n_out[:, 0], 1)
-    vx = feats[roles.victims] - ((v_in + v_out) / 2)[:, :, None]  # [V, K, A, C]
-    x_victim = np.concatenate([vx, np.broadcast_to((v_in - v_out)[:, :, None], vx.shape)], axis=-1)
-    return (x_train.reshape(v, m * k * a, 2 * c).astype(np.float32), np.array(y_train.reshape(v, -1)),
-            x_victim.reshape(v, k * a, 2 * c).astype(np.float32))
+    training_of = np.empty(len(roles.victims), dtype=np.int64)  # victim i -> the training that serves it
+    training_of[groups] = np.arange(t)[:, None]
+    vx = feats[roles.victims] - ((v_in + v_out) / 2)[training_of][:, :, None]  # [V, K, A, C]
+    x_victim = np.concatenate([vx, np.broadcast_to((v_in - v_out)[training_of][:, :, None], vx.shape)], axis=-1)
+    return (x_train.reshape(t, m * k * a, 2 * c).astype(np.float32), np.array(y_train.reshape(t, -1)),
+            x_victim.reshape(len(roles.victims), k * a, 2 * c).astype(np.float32))
 
 
 @register("shared_centred")
@@ -141,14 +145,11 @@ def shared_centred(queries: np.ndarray, labels: np.ndarray, args: AttackArgument
     """
     feats = tmi_features(queries)
     k, a = feats.shape[1:3]
-    rng = np.random.default_rng([seed, 6])
-    train_roles, groups = _training_groups(roles)
-    x, y, xv = centred_features(feats, labels, roles, args.shuffle_labels, rng)
-    if train_roles is not roles:  # the victims' features need their own rows; the training set is shared
-        x, y = x[:1], y[:1]
+    x, y, xv = centred_features(feats, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]))
     # Thousands of examples per victim: larger minibatches keep the step count near the per-point MLP's.
     settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
     params = train(torch.as_tensor(x), torch.as_tensor(y), settings, torch.Generator().manual_seed(seed + 1))
+    _, groups = _training_groups(roles)
     t, g = groups.shape
     probs = predict_in(params, torch.as_tensor(xv[groups].reshape(t, g * k * a, -1))).numpy()
     scores = np.empty((len(roles.victims), k))
