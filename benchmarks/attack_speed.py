@@ -15,7 +15,6 @@ from common import run_child, table
 
 CHILD = r"""
 import json, os, time, numpy as np, torch
-os.environ["TMI_NLP_KERNEL"] = "{kernel}"
 torch.set_num_threads({threads})
 from tmi_nlp.attacks import run_attack, reference, batched_mlp
 from tmi_nlp.config import AttackArguments
@@ -33,7 +32,7 @@ if name == "reference":
     reference.per_point_loop(queries[:, :sub_points], labels[:, :sub_points], batched_mlp.MLPSettings(), seed=0)
     elapsed = (time.perf_counter() - start) / (n * sub_points) * n * k
 else:
-    run_attack(name, queries, labels, AttackArguments(), seed=0)
+    run_attack(name, queries, labels, AttackArguments(backend="{backend}"), seed=0)
     elapsed = time.perf_counter() - start
 print(json.dumps({{"seconds": elapsed}}))
 """
@@ -57,7 +56,8 @@ def main() -> None:
     results = {}
     # Smallest first: a child's peak memory is read as the largest so far.
     for name in ["reference", *args.attacks.split(",")]:
-        results[name] = run_child(CHILD.format(name=name, kernel=0 if name.endswith("[torch]") else 1, **shape))
+        backend = "torch" if name.endswith("[torch]") else "kernel"
+        results[name] = run_child(CHILD.format(name=name, backend=backend, **shape))
     loop = results["reference"][0]["seconds"]
     rows = [[name, f"{r['seconds']:.1f}" + (" (extrapolated)" if name == "reference" else ""),
              f"{loop / r['seconds']:.0f}x" if name != "reference" else "1x", f"{mem:.0f}"]

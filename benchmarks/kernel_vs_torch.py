@@ -8,24 +8,20 @@ AUC and TPR at 0.1% / 1% FPR of each backend, the correlation of their scores an
 """
 
 import argparse
-import os
+import dataclasses
 import time
 
 import numpy as np
 
 from tmi_nlp.attacks import run_attack
-from tmi_nlp.attacks.mlp_kernel import load
-from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
-from tmi_nlp.pipeline import load_queries, recipe_of_run
-from tmi_nlp.store import RunDir
+from tmi_nlp.store import QUERIES, RunDir
 
 
 def scored(name: str, queries: np.ndarray, labels: np.ndarray, recipe, kernel: bool) -> tuple[np.ndarray, float]:
-    os.environ["TMI_NLP_KERNEL"] = "1" if kernel else "0"
-    load.cache_clear()
     start = time.perf_counter()
-    scores = run_attack(name, queries, labels, recipe.attack, recipe.run.seed)
+    args = dataclasses.replace(recipe.attack, backend="kernel" if kernel else "torch")
+    scores = run_attack(name, queries, labels, args, recipe.run.seed)
     return scores, time.perf_counter() - start
 
 
@@ -37,9 +33,10 @@ def main() -> None:
     print("| run | attack | kernel AUC | TPR@0.1% / 1% | seconds | torch AUC | TPR@0.1% / 1% | seconds | "
           "score correlation |\n|---|---|---|---|---|---|---|---|---|")
     for folder in args.runs:
-        recipe, run = recipe_of_run(folder), RunDir(folder)
-        queries = np.asarray(load_queries(run, recipe.run.num_models))
-        labels = Plan.load(run.plan).labels()
+        run = RunDir(folder)
+        recipe = run.recipe()
+        queries = np.asarray(run.stacked(QUERIES, recipe.run.num_models))
+        labels = run.load_plan().labels()
         for name in args.attacks.split(","):
             cells, scores = [], []
             for kernel in (True, False):

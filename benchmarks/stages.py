@@ -15,27 +15,28 @@ from common import run_child, table
 STAGE = r"""
 import json, time, torch
 torch.set_num_threads(1)
-from tmi_nlp import pipeline
+from tmi_nlp.stages import attack, prepare, train
 from tmi_nlp.config import Recipe, recipe_from_dict, apply_overrides
 recipe = recipe_from_dict(apply_overrides(Recipe().to_dict(), {overrides!r}))
 start = time.perf_counter()
 stage = "{stage}"
 if stage == "prepare":
-    pipeline.prepare(recipe)
+    prepare.prepare(recipe)
 elif stage in ("pretrain", "signals", "finetune"):
-    pipeline.train_models(recipe, stages=(stage,), models=[0], progress=False)
+    train.train_models(recipe, stages=(stage,), models=[0], progress=False)
 elif stage == "attack":
-    pipeline.attack(recipe)
+    attack.attack(recipe)
 elif stage == "queries":
-    import json as j, numpy as np
+    import numpy as np
     from tmi_nlp.callbacks import predict_proba, query_ids
     from tmi_nlp.models.finetune import load_finetuned
+    from tmi_nlp.models.tokenizer import load_tokenizer
     from tmi_nlp.store import RunDir
     run = RunDir(recipe.run_dir)
-    tok = pipeline.load_run_tokenizer(run)
-    tokens = j.loads((run.data / "tokens.json").read_text())
+    tok = load_tokenizer(run.tokenizer)
+    tokens = run.tokens()
     q = recipe.query
-    texts = query_ids(tokens["challenge"], tok, num_queries=q.num_augmentations, augmentation=q.augmentation,
+    texts = query_ids(tokens["challenge"], tok, num_queries=q.num_queries, augmentation=q.augmentation,
                       rate=q.rate, include_original=q.include_original, seed=(0,))
     model = load_finetuned(run.finetuned(0))
     start = time.perf_counter()
@@ -55,7 +56,7 @@ def main() -> None:
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as root:
         overrides = [f"run.output_dir={root}", f"run.num_models={args.models}", f"run.num_points={args.points}",
-                     f"query.num_augmentations={args.queries}", "attack.baselines=[]"]
+                     f"query.num_queries={args.queries}", "attack.baselines=[]"]
         rows = []
         for stage in ("prepare", "pretrain", "signals", "finetune", "queries"):
             result, mem = run_child(STAGE.format(overrides=overrides, stage=stage))
@@ -64,7 +65,7 @@ def main() -> None:
                          f"{result['seconds']:.1f}", f"{mem:.0f}", extra])
         # The attack needs every model: train the rest, then time the attack stage alone.
         run_child(STAGE.format(overrides=overrides, stage="prepare").replace(
-            "pipeline.prepare(recipe)", "pipeline.train_models(recipe, progress=False)"))
+            "prepare.prepare(recipe)", "train.train_models(recipe, progress=False)"))
         result, mem = run_child(STAGE.format(overrides=overrides, stage="attack"))
         rows.append([f"attack (mlp + shared_centred, {args.models} victims)", f"{result['seconds']:.1f}", f"{mem:.0f}",
                      ""])

@@ -16,7 +16,7 @@ TINY = {
               "max_length": 48},
     "pretrain": {"epochs": 2.0, "batch_size": 16},
     "finetune": {"epochs": 1.0, "batch_size": 32},
-    "query": {"num_augmentations": 3},
+    "query": {"num_queries": 3},
     "attack": {"epochs": 3, "bootstrap": 10},
 }
 

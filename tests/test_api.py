@@ -1,18 +1,21 @@
 """The Python API on in-memory data, and continued pretraining from a given checkpoint."""
 
 import json
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import TINY  # noqa: I001
 
-from tmi_nlp import pipeline
 from tmi_nlp.api import run_experiment
 from tmi_nlp.data.loading import DataError
 from tmi_nlp.data.synthetic import synthetic_downstream, synthetic_pool
 from tmi_nlp.models.pretrain import pretrain_model
 from tmi_nlp.models.tokenizer import train_wordpiece
+from tmi_nlp.stages.prepare import prepare
+from tmi_nlp.stages.train import train_models
 from tmi_nlp.store import RunDir
 
 
@@ -59,8 +62,8 @@ def test_continued_pretraining_starts_from_the_given_checkpoint(tiny, tmp_path):
                    PretrainArguments(epochs=1.0, batch_size=16), seed=1, output=base)
     tokenizer.save_pretrained(base)
     recipe = tiny(model={"init_from": str(base)}, pretrain={"epochs": 1.0})
-    pipeline.prepare(recipe)
-    pipeline.train_models(recipe, stages=("pretrain",), models=[0, 1], progress=False)
+    prepare(recipe)
+    train_models(recipe, stages=("pretrain",), models=[0, 1], progress=False)
     run = RunDir(recipe.run_dir)
     assert json.loads((run.tokenizer / "tokenizer.json").read_text())["model"]["vocab"] == \
         json.loads((base / "tokenizer.json").read_text())["model"]["vocab"]
@@ -71,3 +74,20 @@ def test_continued_pretraining_starts_from_the_given_checkpoint(tiny, tmp_path):
     assert not np.allclose(after[0][key], start[key]) and not np.allclose(after[0][key], after[1][key])
     # Continued, not restarted: closer to the checkpoint than two independent inits would be.
     assert (after[0][key] - start[key]).norm() < start[key].norm()
+
+
+def test_the_documented_example_runs_as_a_plain_script_without_a_main_guard(tmp_path):
+    # Worker processes start tmi_nlp itself, never the calling script: no re-import, no hang.
+    overrides = [*_overrides(tmp_path, "script"), "run.workers=2", "run.threads_per_worker=1"]
+    script = tmp_path / "example.py"
+    script.write_text(
+        "from tmi_nlp.api import run_experiment\n"
+        "from tmi_nlp.data.synthetic import synthetic_downstream, synthetic_pool\n"
+        "texts, labels = synthetic_downstream(220, seed=5)\n"
+        f"summary = run_experiment(pool=synthetic_pool(60, seed=5), downstream=(texts, labels), "
+        f"overrides={overrides!r}, progress=False)\n"
+        "print('AUC', summary['attacks']['mlp']['auc'])\n")
+    result = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert result.stdout.count("AUC") == 1 and "bootstrapping phase" not in result.stderr
+    assert all(RunDir(tmp_path / "runs" / "script").model_done(i, "finetune") for i in range(4))

@@ -2,12 +2,15 @@
 
 import os
 import shutil
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from tmi_nlp.attacks import ATTACKS, FAMILIES, SIGNALS, batched_mlp, mlp_kernel, reference, run_attack
+from tmi_nlp.attacks import ATTACKS, FAMILIES, READS, batched_mlp, mlp_kernel, reference, run_attack
 from tmi_nlp.attacks.features import Roles, phi, shadow_training_sets, tmi_features
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
@@ -44,6 +47,52 @@ def test_loading_the_kernel_keeps_subnormal_floats():
     assert float(torch.tensor(1e-40) * 1.0) > 0
 
 
+KERNEL_EQUALS_TORCH = """
+import numpy as np, torch
+from tmi_nlp.attacks import batched_mlp, mlp_kernel
+assert mlp_kernel.load() is not None
+rng = np.random.default_rng(1)
+x, y = torch.as_tensor(rng.normal(size=(40, 30, 4)).astype(np.float32)), torch.as_tensor(rng.random((40, 30)) < 0.4)
+out = {}
+for backend in ("kernel", "torch"):
+    settings = batched_mlp.MLPSettings(hidden_size=8, epochs=3, batch_size=8, dropout=0.0, backend=backend)
+    torch.set_num_threads(2)
+    out[backend] = batched_mlp.predict_in(batched_mlp.train(x, y, settings, torch.Generator().manual_seed(0)), x)
+assert torch.allclose(out["kernel"], out["torch"], atol=1e-5)
+print("equal")
+"""
+
+
+@pytest.mark.skipif(not HAS_COMPILER, reason="no C compiler")
+def test_the_kernel_builds_once_under_concurrency_and_without_openmp(tmp_path):
+    # Three processes build into one empty cache at once: each loads the kernel, one library, no temporaries.
+    env = {**os.environ, "TMI_NLP_CACHE": str(tmp_path / "shared")}
+    procs = [subprocess.Popen([sys.executable, "-c", KERNEL_EQUALS_TORCH], env=env, stdout=subprocess.PIPE,
+                              text=True) for _ in range(3)]
+    assert [p.communicate()[0].strip() for p in procs] == ["equal"] * 3
+    files = sorted(p.name for p in (tmp_path / "shared").iterdir())
+    assert len([f for f in files if f.endswith(".so")]) == 1 and not [f for f in files if f.endswith(".tmp")]
+    # A compiler without OpenMP, named by $CC with arguments: the kernel still builds (one thread) and is right.
+    wrapper = tmp_path / "cc-without-openmp"
+    wrapper.write_text('#!/bin/sh\nfor a in "$@"; do [ "$a" = -fopenmp ] && { echo "no OpenMP" >&2; exit 1; }; '
+                       'done\nexec cc "$@"\n')
+    wrapper.chmod(0o755)
+    env = {**os.environ, "TMI_NLP_CACHE": str(tmp_path / "plain"), "CC": f"{wrapper} -DTMI_NLP_PLAIN_C=1"}
+    result = subprocess.run([sys.executable, "-c", KERNEL_EQUALS_TORCH], env=env, capture_output=True, text=True)
+    assert result.stdout.strip() == "equal", result.stderr[-2000:]
+
+
+def test_the_kernel_cache_key_holds_the_cpu_architecture(monkeypatch):
+    here = mlp_kernel.library_path(["cc"], mlp_kernel.FLAGS)
+    monkeypatch.setattr(mlp_kernel.platform, "machine", lambda: "riscv64")
+    assert mlp_kernel.library_path(["cc"], mlp_kernel.FLAGS) != here
+
+
+def test_every_registered_attack_is_defined_where_a_grep_finds_it():
+    source = "".join(p.read_text() for p in Path(mlp_kernel.__file__).parent.glob("*.py"))
+    assert all(f'register("{name}"' in source for name in ATTACKS)
+
+
 @pytest.mark.parametrize("backend", BACKENDS)
 @pytest.mark.parametrize("balanced", [True, False])
 def test_batched_mlp_equals_one_at_a_time(balanced, backend):
@@ -52,12 +101,12 @@ def test_batched_mlp_equals_one_at_a_time(balanced, backend):
     x = rng.normal(size=(num_problems, n, d)).astype(np.float32)
     y = rng.random((num_problems, n)) < 0.3
     settings = batched_mlp.MLPSettings(hidden_size=8, epochs=4, batch_size=16, dropout=0.0,
-                                       class_balanced=balanced)
+                                       class_balanced=balanced, backend=backend)
     gen = torch.Generator().manual_seed(0)
     init = batched_mlp.init_params(num_problems, d, 8, gen)
     start = [p.detach().clone() for p in init]
     params = batched_mlp.train(torch.as_tensor(x), torch.as_tensor(y), settings,
-                               torch.Generator().manual_seed(5), params=init, backend=backend)
+                               torch.Generator().manual_seed(5), params=init)
     batched = batched_mlp.predict_in(params, torch.as_tensor(x))
     for b in range(num_problems):
         # The reference draws the same minibatch order from a generator seeded the same way.
@@ -75,14 +124,14 @@ def test_dropout_drops_that_share_of_hidden_units(dropout, backend):
     # (every unit's pre-activation is positive here), so the unmoved rows are the dropped units.
     problems, hidden = 400, 64
     settings = batched_mlp.MLPSettings(hidden_size=hidden, epochs=1, batch_size=1, dropout=dropout,
-                                       learning_rate=0.1, weight_decay=0.0)
+                                       learning_rate=0.1, weight_decay=0.0, backend=backend)
     init = batched_mlp.init_params(problems, 3, hidden, torch.Generator().manual_seed(0))
     with torch.no_grad():
         init[0].zero_()
         init[1].fill_(1.0)
     w2 = init[2].detach().clone()
     params = batched_mlp.train(torch.ones(problems, 1, 3), torch.ones(problems, 1, dtype=torch.bool), settings,
-                               torch.Generator().manual_seed(1), params=init, backend=backend)
+                               torch.Generator().manual_seed(1), params=init)
     moved = (params[2] - w2).abs().amax(-1) > 0.05  # [problems, hidden]
     # 25,600 units: the share's standard error is < 0.0032, so 0.015 is a 4.5-sigma band.
     assert abs(1 - moved.float().mean().item() - dropout) < 0.015
@@ -186,7 +235,7 @@ def test_every_baseline_detects_members_made_more_confident(name):
 def test_shadow_baselines_never_read_the_victims_label(name):
     rng = np.random.default_rng(3)
     queries, labels = planted_confidence(num_models=6, num_points=12)
-    signal = queries if SIGNALS[name] == "queries" else rng.normal(size=labels.shape) - labels
+    signal = queries if READS[name] == "queries" else rng.normal(size=labels.shape) - labels
     args = AttackArguments(bootstrap=0)
     scores = run_attack(name, signal, labels, args, seed=0)
     flipped = labels.copy()
@@ -207,7 +256,7 @@ def test_separate_roles_never_read_the_victims_labels(name):
     # Shadows 0..7 attack victims 8..11: flipping every victim label changes no score.
     rng = np.random.default_rng(4)
     queries, labels = planted_confidence(num_models=12, num_points=10, a=4)
-    signal = queries if SIGNALS[name] == "queries" else rng.normal(size=labels.shape) - labels
+    signal = queries if READS[name] == "queries" else rng.normal(size=labels.shape) - labels
     roles = Roles.separate(8, 4)
     args = AttackArguments(epochs=3, bootstrap=0)
     scores = run_attack(name, signal, labels, args, seed=0, roles=roles)
@@ -222,7 +271,7 @@ def test_separate_roles_equal_leave_one_out_on_each_stack(name):
     # Closed-form attacks: victim i under separate roles = the last row of leave-one-out on shadows + victim i.
     rng = np.random.default_rng(5)
     queries, labels = planted_confidence(num_models=9, num_points=7, a=3)
-    signal = queries if SIGNALS[name] == "queries" else rng.normal(size=labels.shape) - labels
+    signal = queries if READS[name] == "queries" else rng.normal(size=labels.shape) - labels
     args = AttackArguments(bootstrap=0)
     scores = run_attack(name, signal, labels, args, seed=0, roles=Roles.separate(6, 3))
     for i in range(3):

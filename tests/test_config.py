@@ -1,9 +1,13 @@
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 
-from tmi_nlp.config import Recipe, RecipeError, load_recipe, recipe_from_dict
+from tmi_nlp.config import Recipe, RecipeError, load_recipe, migrate, recipe_from_dict
+from tmi_nlp.models.training import training_arguments
+from tmi_nlp.resolve import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -16,8 +20,14 @@ RECIPES = sorted(p for p in (ROOT / "recipes").rglob("*.yaml") if p.parent.name 
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
-def test_every_shipped_recipe_loads(path):
-    assert isinstance(load_recipe(path), Recipe)
+def test_every_shipped_recipe_resolves_and_reads_back_from_its_config(path):
+    recipe = resolve(load_recipe(path))
+    options = recipe.finetune.options
+    assert set(options) == {recipe.finetune.method, *(
+        [options["dp"]["parameters"]] if recipe.finetune.method == "dp" else [])} - {"full"}
+    # config.yaml is the resolved recipe: reading it back gives the same recipe, and resolving changes nothing.
+    again = recipe_from_dict(yaml.safe_load(recipe.to_yaml()))
+    assert again == recipe and resolve(again) == recipe
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "recipes" / "accelerate").glob("*.yaml")), ids=lambda p: p.name)
@@ -36,6 +46,20 @@ def test_accelerate_configs_are_launcher_configs(path):
     ({"query": {"rate": 1.5}}, "query.rate = 1.5: expected a number in [0, 1]"),
     ({"query": {"augmentation": "shuffle"}}, "query.augmentation = 'shuffle'"),
     ({"attack": {"metaclassifiers": ["mlp", "forest"]}}, "attack.metaclassifiers = 'forest'"),
+    ({"attack": {"backend": "gpu"}}, "attack.backend = 'gpu': expected one of ['auto', 'kernel', 'torch']"),
+    ({"query": {"num_augmentations": 4}}, "query.num_augmentations: this key moved to query.num_queries"),
+    ({"finetune": {"lora_r": 4}}, "finetune.lora_r: this key moved to finetune.options.lora.r"),
+    ({"finetune": {"method": "lora", "options": {"lora": {"r": 0}}}}, "finetune.options.lora.r = 0: expected an"),
+    ({"finetune": {"method": "lora", "options": {"lora": {"rank": 4}}}}, "finetune.options.lora.rank: unknown key"),
+    ({"finetune": {"options": {"lora": {"r": 4}}}}, "finetune.options.lora: method 'linear' does not use it"),
+    ({"finetune": {"method": "dp", "options": {"dp": {"parameters": "dp"}}}},
+     "finetune.options.dp.parameters = 'dp': expected one of ['full', 'linear', 'lora']"),
+    ({"finetune": {"method": "dp", "batch_size": 8}}, "finetune.batch_size = 8: expected an integer >= 16"),
+    ({"finetune": {"trainer": {"num_train_epochs": 2}}}, "finetune.trainer.num_train_epochs: set by this section; "
+                                                         "expected finetune.epochs"),
+    ({"pretrain": {"trainer": {"seed": 2}}}, "pretrain.trainer.seed: set by tmi-nlp"),
+    ({"pretrain": {"trainer": {"gradient_accumulation": 2}}}, "pretrain.trainer.gradient_accumulation: not a field"),
+    ({"pretrain": {"trainer": {"lr_scheduler_type": "wavy"}}}, "pretrain.trainer = {'lr_scheduler_type': 'wavy'}"),
     ({"attack": {"metaclassifiers": "mlp"}}, "attack.metaclassifiers = 'mlp': expected list[str]"),
     ({"run": {"num_points": 500}, "data": {"pool_size": 100}}, "run.num_points = 500: expected at most"),
     ({"run": {"name": "../escape"}}, "run.name = '../escape'"),
@@ -44,16 +68,19 @@ def test_accelerate_configs_are_launcher_configs(path):
 ])
 def test_bad_recipes_name_field_value_and_expectation(raw, fragment):
     with pytest.raises(RecipeError) as err:
-        recipe_from_dict(raw)
+        resolve(recipe_from_dict(raw))  # keys and ranges in config.py, names and options at the edge
     assert fragment in str(err.value)
 
 
 def test_ints_are_accepted_for_floats_and_overrides_parse_as_yaml(tmp_path):
     path = tmp_path / "r.yaml"
     path.write_text(yaml.safe_dump({"pretrain": {"epochs": 3}}))
-    recipe = load_recipe(path, ["finetune.method=full", "query.num_augmentations=4"])
+    recipe = load_recipe(path, ["finetune.method=lora", "query.num_queries=4", "finetune.options.lora.r=2",
+                                "pretrain.trainer.lr_scheduler_type=cosine"])
     assert recipe.pretrain.epochs == 3.0 and isinstance(recipe.pretrain.epochs, float)
-    assert recipe.finetune.method == "full" and recipe.query.num_augmentations == 4
+    assert recipe.finetune.method == "lora" and recipe.query.num_queries == 4
+    assert resolve(recipe).finetune.options["lora"]["r"] == 2 and recipe.pretrain.trainer == {
+        "lr_scheduler_type": "cosine"}
     with pytest.raises(RecipeError, match="expected section.key=value"):
         load_recipe(path, ["epochs=3"])
 
@@ -63,3 +90,31 @@ def test_yaml_is_loaded_safely(tmp_path):
     path.write_text("run: !!python/object/apply:os.system ['echo pwned']\n")
     with pytest.raises(RecipeError, match="not valid YAML"):
         load_recipe(path)
+
+
+def test_trainer_fields_reach_training_arguments_and_warmup_is_a_share_of_the_steps(tmp_path):
+    args = training_arguments(tmp_path, epochs=2.0, learning_rate=1e-3, batch_size=8, weight_decay=0.0,
+                              warmup_ratio=0.1, bf16=False, seed=3,
+                              trainer={"gradient_accumulation_steps": 4, "lr_scheduler_type": "cosine"})
+    assert args.gradient_accumulation_steps == 4 and args.lr_scheduler_type == "cosine"
+    assert args.num_train_epochs == 2.0 and args.seed == 3 and args.save_strategy == "no"
+    assert args.get_warmup_steps(200) == 20  # a ratio, not 0.1 steps
+
+
+def test_a_stored_config_of_the_old_layout_is_moved_to_the_new_keys():
+    old = Recipe().to_dict()
+    old["query"]["num_augmentations"] = old["query"].pop("num_queries")
+    old["finetune"].update(method="dp", pooling="mean", lora_r=4, dp_parameters="linear", dp_epsilon=3.0,
+                           dp_delta=1e-5, dp_max_grad_norm=1.0)
+    recipe = resolve(recipe_from_dict(migrate(old)))
+    assert recipe.query.num_queries == 8 and recipe.finetune.options["dp"]["epsilon"] == 3.0
+    assert recipe.finetune.options["linear"] == {"pooling": "mean"}
+    assert "lora" not in recipe.finetune.options  # the old layout listed every method's options; lora was unused
+
+
+def test_config_is_the_ground_floor():
+    code = ("import sys, tmi_nlp.config as c; c.Recipe(); "
+            "print(sorted(m for m in ('torch', 'transformers', 'peft', 'opacus', 'tmi_nlp.attacks', "
+            "'tmi_nlp.models.finetune') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"

@@ -5,15 +5,21 @@ uploads) and snapshot_download, against tests/hub_server.py. Not covered: LFS an
 of large files, authentication failures and rate limits of the real Hub.
 """
 
+import json
 import logging
+import shutil
 
 import numpy as np
 import pytest
+from conftest import TINY
 from hub_server import LoopbackHub
 
-from tmi_nlp import pipeline
+from tmi_nlp.api import run_experiment
 from tmi_nlp.cli import main
+from tmi_nlp.data.synthetic import synthetic_downstream, synthetic_pool
 from tmi_nlp.hub import plan_sha256
+from tmi_nlp.stages import run_all
+from tmi_nlp.stages.prepare import prepare
 from tmi_nlp.store import RunDir
 
 SECRET = "hf_loopbackSECRETtoken0123456789"
@@ -39,7 +45,7 @@ def hub(monkeypatch):
 
 def test_push_pull_roundtrip_and_the_token_never_leaks(tiny, tmp_path, hub, capsys, caplog):
     recipe = tiny(attack={"baselines": ["lira_online"]})
-    pipeline.run_all(recipe, progress=False)
+    run_all(recipe, progress=False)
     run = RunDir(recipe.run_dir)
     caplog.set_level(logging.DEBUG)
     assert main(["push", str(run.root), "alice/zoo"]) == 0
@@ -67,9 +73,28 @@ def test_push_pull_roundtrip_and_the_token_never_leaks(tiny, tmp_path, hub, caps
 
 def test_a_pulled_plan_that_does_not_match_the_card_is_refused(tiny, tmp_path, hub):
     recipe = tiny()
-    pipeline.prepare(recipe)
+    prepare(recipe)
     assert main(["push", str(recipe.run_dir), "alice/tampered"]) == 0
     keep = hub.state.repos["alice/tampered"]["plan/keep.npy"]
     hub.state.repos["alice/tampered"]["plan/keep.npy"] = keep[:-1] + bytes([keep[-1] ^ 1])
     with pytest.raises(ValueError, match="does not match the model card"):
         main(["pull", "alice/tampered", str(tmp_path / "bad")])
+
+
+def test_a_zoo_made_through_the_api_is_reported_after_a_pull_without_its_inputs(tmp_path, hub):
+    overrides = [f"{section}.{key}={json.dumps(value)}" for section, values in TINY.items()
+                 for key, value in values.items()]
+    overrides += [f"run.output_dir={tmp_path / 'runs'}", "run.name=api-zoo", "attack.baselines=[confidence]"]
+    run_experiment(pool=synthetic_pool(60, seed=5), downstream=synthetic_downstream(220, seed=5),
+                   overrides=overrides, progress=False)
+    folder = tmp_path / "runs" / "api-zoo"
+    scores = np.load(folder / "attacks" / "mlp" / "scores.npy")
+    assert main(["push", str(folder), "alice/api-zoo"]) == 0
+    assert not [name for name in hub.state.repos["alice/api-zoo"] if name.startswith("inputs/")]
+    shutil.rmtree(folder)  # the in-memory data's only copy is gone
+    dest = tmp_path / "pulled"
+    assert main(["pull", "alice/api-zoo", str(dest)]) == 0
+    shutil.rmtree(dest / "report")
+    shutil.rmtree(dest / "attacks" / "mlp")
+    assert main(["report", str(dest)]) == 0 and (dest / "report" / "report.html").exists()
+    assert np.array_equal(np.load(dest / "attacks" / "mlp" / "scores.npy"), scores)

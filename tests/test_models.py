@@ -61,8 +61,8 @@ def test_pretrained_checkpoint_is_safetensors_and_loads_as_bert(setup):
 
 
 # The shared tester: every method (DP over each parameter set) trains exactly the parameters it names.
-METHOD_CASES = [("full", {}), ("linear", {}), ("lora", {}), ("dp", {"dp_parameters": "full"}),
-                ("dp", {"dp_parameters": "linear"}), ("dp", {"dp_parameters": "lora"})]
+METHOD_CASES = [("full", {}), ("linear", {}), ("lora", {}), ("dp", {"dp": {"parameters": "full"}}),
+                ("dp", {"dp": {"parameters": "linear"}}), ("dp", {"dp": {"parameters": "lora"}})]
 
 
 def _may_change(kind: str, name: str) -> bool:
@@ -78,12 +78,12 @@ def test_every_method_is_in_the_shared_tester():
 
 
 @pytest.mark.parametrize(("method", "extra"), METHOD_CASES,
-                         ids=[m + "-" + "".join(e.values()) for m, e in METHOD_CASES])
+                         ids=[m + "-" + "".join(o["parameters"] for o in e.values()) for m, e in METHOD_CASES])
 def test_finetune_method_trains_the_right_parameters(setup, method, extra, tmp_path):
     s = setup
-    args = FinetuneArguments(method=method, epochs=1.0, learning_rate=1e-3, batch_size=16, **extra)
-    kind = extra.get("dp_parameters", method)
-    query = QueryArguments(num_augmentations=3)
+    args = FinetuneArguments(method=method, epochs=1.0, learning_rate=1e-3, batch_size=16, options=extra)
+    kind = extra["dp"]["parameters"] if extra else method
+    query = QueryArguments(num_queries=3)
     set_seed(0)
     model = get_method(method).build(s["root"] / "pretrained", 8, s["train"], s["tok"], args)
     before = {n: p.detach().clone() for n, p in model.named_parameters()}
@@ -105,7 +105,7 @@ def test_finetune_method_trains_the_right_parameters(setup, method, extra, tmp_p
         assert any("lora_B" in n for n in changed) and any("pooler" in n for n in changed)
         assert any("classifier" in n for n in changed)
     if method == "dp":
-        assert 0.9 * args.dp_epsilon <= metrics["epsilon"] <= 1.01 * args.dp_epsilon
+        assert 0.9 * 8.0 <= metrics["epsilon"] <= 1.01 * 8.0  # the default target epsilon
         assert metrics["noise_multiplier"] > 0 and metrics["dp_steps"] == metrics["steps"]
     files = {p.name for p in (tmp_path / "ft").iterdir()}
     assert not any(f.endswith((".bin", ".pt", ".pth")) for f in files)
@@ -117,7 +117,7 @@ def test_finetune_method_trains_the_right_parameters(setup, method, extra, tmp_p
 
 
 def test_lora_with_an_unknown_module_name_is_a_clear_error(setup):
-    args = FinetuneArguments(method="lora", lora_target_modules=["q_proj"])
+    args = FinetuneArguments(method="lora", options={"lora": {"target_modules": ["q_proj"]}})
     with pytest.raises(ValueError, match="q_proj"):
         get_method("lora").build(setup["root"] / "pretrained", 8, setup["train"], setup["tok"], args)
 
@@ -154,12 +154,17 @@ def test_query_callback_on_a_users_own_trainer(setup, tmp_path):
     callback = QueryCallback(s["challenge"], tmp_path / "mine.npy", num_queries=4, augmentation="mask",
                              rate=0.2, include_original=False, seed=(0, 1), tokenizer=s["tok"])
     targs = training_arguments(tmp_path / "t", epochs=1, learning_rate=1e-3, batch_size=16, weight_decay=0,
-                               warmup=0, bf16=False, seed=0)
+                               warmup_ratio=0, bf16=False, seed=0, trainer={})
     rows = [{"input_ids": x, "labels": y} for x, y in zip(s["train"], s["labels"], strict=True)]
     trainer = quiet_trainer(model=model, args=targs, train_dataset=rows,
                             data_collator=DataCollatorWithPadding(s["tok"]), callbacks=[callback])
     trainer.train()
-    assert np.load(tmp_path / "mine.npy").shape == (6, 4, 8)
+    stored, queries = np.load(tmp_path / "mine.npy"), callback.queries()
+    assert stored.shape == (6, 4, 8) and len(queries) == 24
+    # The file holds the trained model's softmax on exactly these queries, point-major.
+    assert np.allclose(stored.reshape(24, 8), predict_proba(model, queries, s["tok"].pad_token_id), atol=1e-5)
+    # include_original=False: every query is augmented, [MASK] at rate 0.2 (a text without one is rare).
+    assert sum(s["tok"].mask_token_id in q for q in queries) >= 16
 
 
 def test_tokenizer_is_reproducible_across_processes():

@@ -1,12 +1,14 @@
 """Smoke versions of the real-text recipes (recipes/real/): the same data and methods, tiny sizes."""
 
+import json
 from pathlib import Path
 
 import pytest
 
-from tmi_nlp import pipeline
 from tmi_nlp.config import Recipe, load_recipe
-from tmi_nlp.victims import attack_victims
+from tmi_nlp.stages import run_all
+from tmi_nlp.stages.victims import attack_victims
+from tmi_nlp.store import RunDir
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "data"
@@ -18,7 +20,7 @@ def smoke_recipe(path: Path, tmp_path: Path) -> Recipe:
         f"run.output_dir={tmp_path}", "run.num_models=4", "run.num_points=12", "run.workers=1",
         "data.pool_size=40", "data.num_train=120", "data.num_eval=40", "tokenizer.vocab_size=500",
         "model.hidden_size=32", "model.num_hidden_layers=1", "model.intermediate_size=64", "model.max_length=48",
-        "pretrain.epochs=1.0", "finetune.epochs=1.0", "query.num_augmentations=2",
+        "pretrain.epochs=1.0", "finetune.epochs=1.0", "query.num_queries=2",
         "attack.epochs=2", "attack.bootstrap=5", "attack.baselines=[lira_online,mlm_loss_lira]",
     ])
     # The recipes name ../shared/data relative to the repository root.
@@ -35,12 +37,20 @@ def test_real_recipe_smoke(path, tmp_path):
     victims = None
     if recipe.data.known_pool_of:  # partial knowledge: the victims' zoo first, then the shadows attack it
         victims = smoke_recipe(ROOT / "recipes" / "real" / "agnews-linear.yaml", tmp_path)
-        pipeline.run_all(victims, progress=False)
+        run_all(victims, progress=False)
         recipe.data.known_pool_of = str(victims.run_dir)
-    summary = pipeline.run_all(recipe, progress=False)
+    summary = run_all(recipe, progress=False)
+    run = RunDir(recipe.run_dir)
+    # The real task's classes reach the query tensor (AG News 4 topics, SST-2 2 sentiments), and every
+    # (victim, point) record is graded against the plan's memberships.
+    classes = {"agnews": 4, "sst2": 2}[path.stem.split("-")[0]]
+    assert run.stacked("queries", 4).shape == (4, 12, 2, classes)
+    mlp = summary["attacks"]["mlp"]
+    assert mlp["num_records"] == 48 and mlp["num_members"] == int(run.load_plan().labels().sum())
     if victims is not None:
-        assert 0 <= attack_victims(recipe, victims.run_dir)["mlp"]["auc"] <= 1
+        against = attack_victims(recipe, victims.run_dir)["mlp"]
+        points = json.loads((run.root / "victims" / victims.run_dir.name / "victims.json").read_text())["points"]
+        assert 1 <= points <= 12 and against["num_records"] == 4 * points
     assert summary["method"] == recipe.finetune.method
-    assert 0 <= summary["attacks"]["mlp"]["auc"] <= 1
     if recipe.finetune.method == "dp":
         assert summary["epsilon"]["max"] <= 8.08

@@ -6,8 +6,10 @@ import shutil
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections import namedtuple
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -15,10 +17,14 @@ import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tmi_nlp import pipeline
+from tmi_nlp.atomic import DiskSpaceError
 from tmi_nlp.cli import main
 from tmi_nlp.config import SECTIONS, RecipeError, recipe_from_dict
-from tmi_nlp.store import DiskSpaceError, RunDir
+from tmi_nlp.data.loading import DataError
+from tmi_nlp.stages import train
+from tmi_nlp.stages.prepare import prepare
+from tmi_nlp.stages.train import WorkerError, train_models
+from tmi_nlp.store import MODEL_STAGES, RunDir
 
 # Only two baselines, so that each restart stays short.
 FAST = {"attack": {"baselines": ["lira_online", "mlm_loss_lira"]}}
@@ -76,9 +82,9 @@ def test_run_killed_at_six_points_over_the_stages_resumes_to_identical_scores(ti
 
 
 def test_same_seed_same_plan_other_seed_other_plan_and_provenance_is_written(tiny):
-    a = pipeline.prepare(tiny(run={"name": "a"}))
-    b = pipeline.prepare(tiny(run={"name": "b"}))
-    c = pipeline.prepare(tiny(run={"name": "c", "seed": 1}))
+    a = prepare(tiny(run={"name": "a"}))
+    b = prepare(tiny(run={"name": "b"}))
+    c = prepare(tiny(run={"name": "c", "seed": 1}))
     keep = [np.load(r.plan / "keep.npy") for r in (a, b, c)]
     assert np.array_equal(keep[0], keep[1]) and not np.array_equal(keep[0], keep[2])
     assert (a.data / "tokens.json").read_text() == (b.data / "tokens.json").read_text()
@@ -93,10 +99,10 @@ def test_changed_data_is_refused_and_named(tiny, tmp_path):
     rows = [f"note number {i} about department {i % 3},{i % 3}" for i in range(300)]
     task.write_text("text,label\n" + "\n".join(rows) + "\n")
     recipe = tiny(data={"downstream": str(task), "num_train": 160, "num_eval": 40})
-    pipeline.prepare(recipe)
+    prepare(recipe)
     task.write_text("text,label\n" + "\n".join(rows[:150] + ["a changed note,1"] + rows[151:]) + "\n")
     with pytest.raises(RecipeError, match="downstream_sha256"):
-        pipeline.prepare(recipe)
+        prepare(recipe)
 
 
 @pytest.mark.parametrize("labels, fragment", [
@@ -107,38 +113,38 @@ def test_changed_data_is_refused_and_named(tiny, tmp_path):
 def test_bad_labels_are_named_before_training(tiny, tmp_path, labels, fragment):
     task = tmp_path / "task.jsonl"
     task.write_text("\n".join(json.dumps({"text": f"text {i}", "label": labels[i % 2]}) for i in range(50)))
-    with pytest.raises(Exception, match=fragment):
-        pipeline.prepare(tiny(data={"downstream": str(task)}))
+    with pytest.raises(DataError, match=fragment):
+        prepare(tiny(data={"downstream": str(task)}))
     assert not RunDir(tiny().run_dir).root.exists() or not (RunDir(tiny().run_dir).plan / "plan.json").exists()
 
 
 def test_empty_texts_and_a_small_pool_are_named(tiny, tmp_path):
     empty = tmp_path / "empty.csv"
     empty.write_text("text,label\n" + "\n".join(" ,1" for _ in range(20)) + "\n")
-    with pytest.raises(Exception, match="no non-empty texts"):
-        pipeline.prepare(tiny(data={"downstream": str(empty)}))
+    with pytest.raises(DataError, match="no non-empty texts"):
+        prepare(tiny(data={"downstream": str(empty)}))
     small = tmp_path / "pool.txt"
     small.write_text("\n".join(f"line {i}" for i in range(10)) + "\n")
-    with pytest.raises(Exception, match="data.pool_size = 48"):
-        pipeline.prepare(tiny(data={"pool": str(small)}))
+    with pytest.raises(DataError, match="data.pool_size = 48"):
+        prepare(tiny(data={"pool": str(small)}))
 
 
 def test_a_tokenizer_that_does_not_fit_the_models_is_refused(tiny, tmp_path):
     recipe = tiny(pretrain={"epochs": 0.1})
-    pipeline.prepare(recipe)
-    pipeline.train_models(recipe, stages=("pretrain",), models=[0], progress=False)
+    prepare(recipe)
+    train_models(recipe, stages=("pretrain",), models=[0], progress=False)
     run = RunDir(recipe.run_dir)
     config = json.loads((run.pretrained(0) / "config.json").read_text())
     config["vocab_size"] += 7
     (run.pretrained(0) / "config.json").write_text(json.dumps(config))
     with pytest.raises(RecipeError, match="vocab_size"):
-        pipeline.prepare(recipe)
+        prepare(recipe)
 
 
 def test_pickle_checkpoints_are_not_loaded(tiny):
     recipe = tiny(pretrain={"epochs": 0.1})
-    pipeline.prepare(recipe)
-    pipeline.train_models(recipe, stages=("pretrain",), models=[0], progress=False)
+    prepare(recipe)
+    train_models(recipe, stages=("pretrain",), models=[0], progress=False)
     run = RunDir(recipe.run_dir)
     import torch
     from safetensors.torch import load_file
@@ -146,8 +152,8 @@ def test_pickle_checkpoints_are_not_loaded(tiny):
     weights = run.pretrained(0) / "model.safetensors"
     torch.save(load_file(weights), run.pretrained(0) / "pytorch_model.bin")
     weights.unlink()
-    with pytest.raises(Exception, match="safetensors|model.safetensors"):
-        pipeline.train_models(recipe, stages=("finetune",), models=[0], progress=False)
+    with pytest.raises(OSError, match="safetensors|model.safetensors"):
+        train_models(recipe, stages=("finetune",), models=[0], progress=False)
     assert not run.queries(0).exists()
 
 
@@ -162,11 +168,11 @@ def test_run_name_cannot_escape_the_runs_folder(tmp_path, capsys):
 
 def test_low_disk_space_stops_a_stage_before_it_writes(tiny, monkeypatch):
     recipe = tiny()
-    pipeline.prepare(recipe)
+    prepare(recipe)
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr(shutil, "disk_usage", lambda path: usage(10**9, 10**9 - 4096, 4096))
     with pytest.raises(DiskSpaceError, match="MiB free"):
-        pipeline.train_models(recipe, progress=False)
+        train_models(recipe, progress=False)
     assert not RunDir(recipe.run_dir).pretrained(0).exists()
 
 
@@ -192,7 +198,7 @@ def test_fuzzed_recipes_give_only_clean_errors(raw):
 def test_remote_code_in_a_checkpoint_is_never_run(tmp_path):
     """A tokenizer or model folder that asks for its own Python code is refused, and the code never runs."""
     from tmi_nlp.models.tokenizer import load_tokenizer
-    from tmi_nlp.target import load_target
+    from tmi_nlp.stages.target import load_target
 
     marker = tmp_path / "ran"
     folder = tmp_path / "evil"
@@ -205,6 +211,45 @@ def test_remote_code_in_a_checkpoint_is_never_run(tmp_path):
         {"model_type": "evil", "auto_map": {"AutoModelForSequenceClassification": "evil.EvilModel",
                                             "AutoConfig": "evil.EvilConfig"}}))
     for load in (load_tokenizer, load_target):
-        with pytest.raises(Exception):  # noqa: B017 (transformers raises ValueError or OSError by version)
+        with pytest.raises((ValueError, OSError)):  # transformers raises one or the other by version
             load(folder)
     assert not marker.exists()
+
+
+def _kill_the_first_worker(deadline_s: float = 120) -> None:
+    """SIGKILL the first training worker this process starts (as the out-of-memory killer would)."""
+    end = time.time() + deadline_s
+    while time.time() < end:
+        for proc in Path("/proc").iterdir():
+            try:
+                cmdline = (proc / "cmdline").read_bytes().split(b"\0")
+                parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            if parent == os.getpid() and b"tmi_nlp.stages.worker" in cmdline:
+                os.kill(int(proc.name), signal.SIGKILL)
+                return
+        time.sleep(0.05)
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker through /proc")
+def test_a_worker_that_dies_ends_the_run_with_an_error_naming_the_model_and_the_rerun_resumes(tiny):
+    recipe = tiny(run={"workers": 2, "threads_per_worker": 1}, **FAST)
+    prepare(recipe)
+    killer = threading.Thread(target=_kill_the_first_worker)
+    killer.start()
+    with pytest.raises(WorkerError, match=r"model \d: its worker process was killed by SIGKILL"):
+        train_models(recipe, progress=False)
+    killer.join()
+    train_models(recipe, progress=False)
+    run = RunDir(recipe.run_dir)
+    assert all(run.model_done(i, stage) for i in range(4) for stage in MODEL_STAGES)
+
+
+def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tiny, monkeypatch):
+    recipe = tiny(run={"workers": 2}, **FAST)
+    prepare(recipe)
+    monkeypatch.setattr(train, "_worker_command", lambda *args: ([sys.executable, "-c", "import sys; sys.exit(3)"],
+                                                                 dict(os.environ)))
+    with pytest.raises(WorkerError, match=r"model \d: its worker process exited with code 3"):
+        train_models(recipe, progress=False)

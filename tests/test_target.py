@@ -6,14 +6,16 @@ import shutil
 import numpy as np
 import pytest
 
-from tmi_nlp import pipeline
 from tmi_nlp.callbacks import predict_proba
 from tmi_nlp.cli import main
 from tmi_nlp.data.loading import DataError
 from tmi_nlp.data.synthetic import synthetic_pool
 from tmi_nlp.models.finetune import load_finetuned
+from tmi_nlp.models.tokenizer import load_tokenizer
+from tmi_nlp.stages import run_all
+from tmi_nlp.stages.prepare import prepare
+from tmi_nlp.stages.target import attack_target
 from tmi_nlp.store import RunDir
-from tmi_nlp.target import attack_target
 
 
 @pytest.fixture
@@ -23,7 +25,7 @@ def zoo(tiny, tmp_path):
     path.write_text("\n".join(candidates) + "\n")
     recipe = tiny(data={"challenge": str(path)}, finetune={"method": "full", "learning_rate": 5e-4},
                   attack={"baselines": ["lira_online", "calibrated_confidence"]})
-    pipeline.run_all(recipe, progress=False)
+    run_all(recipe, progress=False)
     return recipe, candidates
 
 
@@ -56,9 +58,7 @@ def test_attack_a_callable_and_bad_shapes_are_named(zoo):
     recipe, _ = zoo
     run = RunDir(recipe.run_dir)
     model = load_finetuned(run.finetuned(1))
-    from tmi_nlp.pipeline import load_run_tokenizer
-
-    tokenizer = load_run_tokenizer(run)
+    tokenizer = load_tokenizer(run.tokenizer)
 
     def predict(texts):
         ids = tokenizer(texts, truncation=True, max_length=48)["input_ids"]
@@ -66,7 +66,14 @@ def test_attack_a_callable_and_bad_shapes_are_named(zoo):
 
     result = attack_target(recipe, predict, name="callable", fpr=0.25)
     assert set(result["attacks"]) == {"mlp", "shared_centred", "lira_online", "calibrated_confidence"}
-    assert all(0 <= r["members"] <= 16 for r in result["attacks"].values())
+    # The target is model 1 behind a text interface: its unaugmented query (query 0) is model 1's own.
+    answers = np.load(run.root / "targets" / "callable" / "queries.npy")
+    assert np.isclose(answers[:, 0], np.load(run.queries(1))[:, 0], atol=1e-4).all(-1).mean() >= 0.9
+    non_members = ~run.load_plan().labels()
+    for name, r in result["attacks"].items():  # each threshold is the shadows' OUT quantile at 1 - fpr
+        assert r["threshold"] == pytest.approx(np.quantile(np.load(run.attack(name) / "scores.npy")[non_members], 0.75))
+        score = np.load(run.root / "targets" / "callable" / name / "scores.npy")[0]
+        assert r["members"] == int((score > r["threshold"]).sum()) and score.shape == (16,)
     with pytest.raises(ValueError, match=r"expected \(48, 8\)"):
         attack_target(recipe, lambda texts: np.ones((len(texts), 3)) / 3, name="bad")
 
@@ -75,4 +82,4 @@ def test_candidates_must_match_num_points(tiny, tmp_path):
     path = tmp_path / "c.txt"
     path.write_text("\n".join(synthetic_pool(5, seed=1)) + "\n")
     with pytest.raises(DataError, match="run.num_points = 16: data.challenge has 5"):
-        pipeline.prepare(tiny(data={"challenge": str(path)}))
+        prepare(tiny(data={"challenge": str(path)}))

@@ -5,13 +5,16 @@ import json
 import numpy as np
 import pytest
 
-from tmi_nlp import pipeline
 from tmi_nlp.cli import main
 from tmi_nlp.config import DataArguments, RecipeError
 from tmi_nlp.data.loading import DataError, load_pool
 from tmi_nlp.data.plan import Plan, make_plan
 from tmi_nlp.data.synthetic import synthetic_pool
-from tmi_nlp.victims import attack_victims
+from tmi_nlp.stages import run_all
+from tmi_nlp.stages.compare import compare
+from tmi_nlp.stages.prepare import prepare
+from tmi_nlp.stages.report import report
+from tmi_nlp.stages.victims import attack_victims
 
 
 @pytest.mark.parametrize("fraction, known_points", [(1.0, 10), (0.5, 10), (0.125, 5)])
@@ -39,7 +42,7 @@ def test_known_pool_errors_name_the_field(tmp_path):
 @pytest.fixture
 def victims(tiny):
     recipe = tiny(run={"name": "victims"}, attack={"baselines": ["lira_online", "mlm_loss_lira"]})
-    pipeline.run_all(recipe, progress=False)
+    run_all(recipe, progress=False)
     return recipe
 
 
@@ -47,7 +50,7 @@ def test_shadows_with_half_the_corpus_attack_another_zoo(victims, tiny, capsys):
     shadows = tiny(run={"name": "shadows", "seed": 1}, data={"known_pool_of": str(victims.run_dir),
                                                              "known_fraction": 0.5},
                    attack={"baselines": ["lira_online", "mlm_loss_lira"]})
-    pipeline.run_all(shadows, progress=False)
+    run_all(shadows, progress=False)
     assert main(["attack", str(shadows.run_dir), "--victims", str(victims.run_dir)]) == 0
     assert "mlm_loss_lira" in capsys.readouterr().out
     out = shadows.run_dir / "victims" / "victims"
@@ -63,18 +66,18 @@ def test_shadows_with_half_the_corpus_attack_another_zoo(victims, tiny, capsys):
     attack_victims(shadows, victims.run_dir)  # resumes: nothing recomputed
     assert (out / "mlp" / "metrics.json").stat().st_mtime_ns == before
     # compare takes these results beside a run folder.
-    table = pipeline.compare([victims.run_dir, out], ["mlp"], shadows.run_dir / "cmp")
+    table = compare([victims.run_dir, out], ["mlp"], shadows.run_dir / "cmp")
     assert "| shadows -> victims | linear |" in table and "| victims | linear |" in table
     assert (shadows.run_dir / "cmp" / "compare.png").exists()
     # The shadows' report shows these results next to its own.
-    pipeline.report(shadows)
+    report(shadows)
     page = (shadows.run_dir / "report" / "report.html").read_text()
     assert "Against other zoos" in page and "shadows -&gt; victims" in page and "partial knowledge: 0.5" in page
 
 
 def test_a_zoo_sharing_the_victims_models_is_refused(victims, tiny):
     copy = tiny(run={"name": "copy", "pretrained_from": str(victims.run_dir)})
-    pipeline.prepare(copy)  # links the victims' pretrained models
+    prepare(copy)  # links the victims' pretrained models
     with pytest.raises(RecipeError, match="same pretrained weights"):
         attack_victims(copy, victims.run_dir)
     with pytest.raises(RecipeError, match="leave-one-out"):
@@ -85,12 +88,12 @@ def test_num_points_must_match_the_known_challenge_points(victims, tiny):
     shadows = tiny(run={"name": "few", "seed": 1, "num_points": 10},
                    data={"known_pool_of": str(victims.run_dir), "known_fraction": 0.5})
     with pytest.raises(DataError, match="data.known_pool_of leaves 16"):
-        pipeline.prepare(shadows)
+        prepare(shadows)
 
 
 def test_victims_queried_differently_are_refused(victims, tiny):
     other = tiny(run={"name": "other", "seed": 2}, data={"known_pool_of": str(victims.run_dir)},
-                 query={"num_augmentations": 2}, attack={"baselines": []})
-    pipeline.run_all(other, progress=False)
+                 query={"num_queries": 2}, attack={"baselines": []})
+    run_all(other, progress=False)
     with pytest.raises(RecipeError, match="expected the same queries per point"):
         attack_victims(other, victims.run_dir)

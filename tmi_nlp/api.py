@@ -11,7 +11,11 @@
 In-memory data is written once into the run folder (`inputs/pool.jsonl`, `inputs/downstream.jsonl`)
 and the recipe points at those files, so the run stays self-describing and resumable like any
 other; texts that are in both the pool and the downstream data are removed from the downstream
-side when the run is prepared.
+side when the run is prepared. After that, nothing reads `inputs/` again: the run folder alone is
+reported, attacked or pushed to the Hub.
+
+It works from a plain script without `if __name__ == "__main__":`: models train in worker
+processes that start `tmi_nlp` itself, never the calling script.
 """
 
 import json
@@ -19,10 +23,11 @@ import numbers
 from pathlib import Path
 from typing import Any
 
-from tmi_nlp import pipeline
+from tmi_nlp.atomic import atomic_write_text
 from tmi_nlp.config import Recipe, apply_overrides, recipe_from_dict
 from tmi_nlp.data.loading import DataError
-from tmi_nlp.store import atomic_write_text
+from tmi_nlp.resolve import resolve
+from tmi_nlp.stages import run_all
 
 
 def _rows(data: Any, text_column: str, label_column: str | None, field: str) -> list[dict]:
@@ -82,5 +87,6 @@ def run_experiment(pool: Any = None, downstream: Any = None, recipe: Recipe | No
     recipe = recipe or Recipe()
     if overrides:
         recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
+    recipe = resolve(recipe)  # names and options checked before any file is written
     recipe = prepare_inputs(recipe, pool, downstream, text_column, label_column)
-    return pipeline.run_all(recipe, progress=progress)
+    return run_all(recipe, progress=progress)

@@ -12,8 +12,9 @@ import torch
 from accelerate.utils import extract_model_from_parallel
 from transformers import TrainerCallback
 
+from tmi_nlp.atomic import atomic_save_npy
 from tmi_nlp.data.augment import augmented_queries
-from tmi_nlp.store import atomic_save_npy
+from tmi_nlp.models.tokenizer import first_regular_id
 
 
 def pad_batch(id_lists: Sequence[Sequence[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -56,8 +57,6 @@ def predict_proba(model: torch.nn.Module, id_lists: Sequence[Sequence[int]], pad
 def query_ids(token_ids: Sequence[Sequence[int]], tokenizer, *, num_queries: int, augmentation: str, rate: float,
               include_original: bool, seed: Sequence[int]) -> list[list[int]]:
     """The A augmented queries of every point (ids without specials in, with [CLS]/[SEP] out), point-major."""
-    from tmi_nlp.models.tokenizer import first_regular_id
-
     variants = augmented_queries(token_ids, num_queries, augmentation, rate, include_original, list(seed),
                                  tokenizer.mask_token_id, first_regular_id(tokenizer), len(tokenizer))
     return [[tokenizer.cls_token_id, *v, tokenizer.sep_token_id] for v in variants]

@@ -17,36 +17,55 @@ import sys
 import time
 from pathlib import Path
 
+from tmi_nlp import hub
+from tmi_nlp.atomic import DiskSpaceError
 from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 from tmi_nlp.data.loading import DataError
-from tmi_nlp.launch import LaunchError, take_launch_context
-from tmi_nlp.store import DiskSpaceError
+from tmi_nlp.launch import LaunchError, run_launched, take_launch_context
+from tmi_nlp.report import summary_table
+from tmi_nlp.resolve import resolve
+from tmi_nlp.stages import attack, prepare, report, run_all, train
+from tmi_nlp.stages.compare import compare
+from tmi_nlp.stages.target import attack_target, load_target
+from tmi_nlp.stages.train import WorkerError
+from tmi_nlp.stages.victims import attack_victims
+from tmi_nlp.store import RunDir
 
 STAGES = ("prepare", "pretrain", "finetune", "attack", "report", "run", "check")
 
 
 def _recipe(args: argparse.Namespace) -> Recipe:
+    """The recipe the command names (the demo's, a YAML file's, or a run folder's config.yaml), resolved."""
     if args.command == "demo":
-        return recipe_from_dict(apply_overrides(Recipe().to_dict(), args.set))
-    if Path(args.recipe).is_dir():  # a run folder: its own config.yaml
-        from tmi_nlp.pipeline import recipe_of_run
-
-        return recipe_from_dict(apply_overrides(recipe_of_run(args.recipe).to_dict(), args.set))
-    return load_recipe(args.recipe, args.set)
+        raw = Recipe().to_dict()
+    elif Path(args.recipe).is_dir():
+        raw = RunDir(args.recipe).recipe().to_dict()
+    else:
+        return resolve(load_recipe(args.recipe, args.set))
+    return resolve(recipe_from_dict(apply_overrides(raw, args.set)))
 
 
 def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
-    from tmi_nlp.report import summary_table
-
     print(f"\nrun {recipe.run_dir}  ({recipe.run.num_models} models, {recipe.run.num_points} points, "
-          f"A={recipe.query.num_augmentations} {recipe.query.augmentation} queries, "
+          f"A={recipe.query.num_queries} {recipe.query.augmentation} queries, "
           f"{recipe.finetune.method} finetuning; {seconds:.0f} s)")
     print(summary_table(summary["attacks"], summary["victim_accuracy"]))
     if "epsilon" in summary:
         print(f"DP-SGD: epsilon spent {summary['epsilon']['max']:.2f} at delta {summary['delta']:g} "
-              f"(target {recipe.finetune.dp_epsilon:g})")
-    report = recipe.run_dir / "report"
-    print(f"report: {report / 'report.html'}   metrics: {report / 'metrics.json'}")
+              f"(target {recipe.finetune.options['dp']['epsilon']:g})")
+    folder = recipe.run_dir / "report"
+    print(f"report: {folder / 'report.html'}   metrics: {folder / 'metrics.json'}")
+
+
+def _check(recipe: Recipe, name: str) -> None:
+    """Validate the recipe and its data without writing; compare the data with a prepared run folder's."""
+    *_, fingerprint = prepare.load_data(recipe)
+    run = RunDir(recipe.run_dir)
+    if run.prepared:
+        prepare.check_fingerprint(run, fingerprint)
+        print(f"recipe ok: {name}; the data is the data {run.root} was prepared with")
+    else:
+        print(f"recipe ok: {name}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +86,11 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--name", default="target", help="results go to RUN/targets/NAME/")
             p.add_argument("--victims", help="attack this other run's models with this run's as shadows (separate "
                                              "roles; e.g. partial knowledge): results go to RUN/victims/<its name>/")
-    compare = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
-    compare.add_argument("runs", nargs="+", help="run folders")
-    compare.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
+    comparison = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
+    comparison.add_argument("runs", nargs="+", help="run folders")
+    comparison.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
                          help="comma-separated attack names")
-    compare.add_argument("--output", default="runs/compare", help="folder for compare.md and compare.png")
+    comparison.add_argument("--output", default="runs/compare", help="folder for compare.md and compare.png")
     push = sub.add_parser("push", help="upload a run folder (a zoo) to the Hugging Face Hub")
     push.add_argument("run", help="run folder")
     push.add_argument("repo_id", help="model repository, e.g. you/my-zoo")
@@ -85,8 +104,6 @@ def main(argv: list[str] | None = None) -> int:
     rank, world, launch_id = take_launch_context()  # under `accelerate launch`: this process's share
     try:
         if args.command in ("push", "pull"):
-            from tmi_nlp import hub
-
             if args.command == "push":
                 print(f"pushed: {hub.push_zoo(args.run, args.repo_id, private=not args.public)}")
             else:
@@ -94,57 +111,44 @@ def main(argv: list[str] | None = None) -> int:
                       f"next: tmi-nlp report {args.destination}")
             return 0
         if args.command == "compare":
-            from tmi_nlp import pipeline
-
-            print(pipeline.compare(args.runs, args.attacks.split(","), args.output))
+            print(compare(args.runs, args.attacks.split(","), args.output))
             print(f"overlaid ROC: {Path(args.output) / 'compare.png'}")
             return 0
         recipe = _recipe(args)
-        from tmi_nlp import pipeline
-
         start = time.perf_counter()
         if args.command == "check":
-            from tmi_nlp.data.loading import check_columns
-
-            check_columns(recipe.data)
-            print(f"recipe ok: {args.recipe}")
+            _check(recipe, args.recipe)
             return 0
         if args.command in ("run", "demo"):
             if world > 1:
-                from tmi_nlp.launch import run_launched
-
                 summary = run_launched(recipe, rank, world, launch_id)
                 if summary is not None:
                     _print_summary(recipe, summary, time.perf_counter() - start)
                 return 0
-            _print_summary(recipe, pipeline.run_all(recipe), time.perf_counter() - start)
+            _print_summary(recipe, run_all(recipe), time.perf_counter() - start)
             return 0
-        pipeline.prepare(recipe)
+        if args.command == "prepare" or not RunDir(recipe.run_dir).prepared:
+            prepare.prepare(recipe)  # the later stages read only the prepared run folder
         if args.command == "pretrain":
-            pipeline.train_models(recipe, stages=("pretrain", "signals"))
+            train.train_models(recipe, stages=("pretrain", "signals"))
         elif args.command == "finetune":
-            pipeline.train_models(recipe, stages=("finetune",))
+            train.train_models(recipe, stages=("finetune",))
         elif args.command == "attack" and args.target:
-            from tmi_nlp.target import attack_target, load_target
-
             result = attack_target(recipe, load_target(args.target), name=args.name, fpr=args.fpr)
             for name, r in result["attacks"].items():
                 print(f"{name:<24} members at {100 * args.fpr:g}% FPR: {r['members']:>5} of {recipe.run.num_points}"
                       f"   (threshold {r['threshold']:.4g}; AUC on the shadows {r['shadow_auc']:.3f})")
             print(f"per-text scores and decisions: {result['scores_csv']}")
         elif args.command == "attack" and args.victims:
-            from tmi_nlp.report import summary_table
-            from tmi_nlp.victims import attack_victims
-
             results = attack_victims(recipe, args.victims)
             print(f"shadows {recipe.run_dir} ({recipe.run.num_models} models) against victims {args.victims}:")
             print(summary_table(results))
         elif args.command == "attack":
-            print(json.dumps(pipeline.attack(recipe), indent=2))
+            print(json.dumps(attack.attack(recipe), indent=2))
         elif args.command == "report":
-            _print_summary(recipe, pipeline.report(recipe), time.perf_counter() - start)
+            _print_summary(recipe, report.report(recipe), time.perf_counter() - start)
         return 0
-    except (RecipeError, DataError, DiskSpaceError, LaunchError) as err:
+    except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError) as err:
         print(f"tmi-nlp: error: {err}", file=sys.stderr)
         return 2
 

@@ -1,13 +1,19 @@
-"""Recipe: one dataclass per stage, parsed with `HfArgumentParser` from a YAML file of sections.
+"""Recipe: one plain dataclass per stage, read from a YAML file of sections.
 
 A recipe is a YAML mapping of sections (`run`, `data`, `tokenizer`, `model`, `pretrain`,
 `finetune`, `query`, `attack`); each section maps onto one dataclass below. Every default is
 the demo's value, so `recipes/demo.yaml` and `Recipe()` describe the same run (a test holds
-them equal). Keys and types are checked before anything trains: an unknown key, a value of
-the wrong type or out of range raises `RecipeError` naming the field, the value and what was
-expected.
+them equal). Keys, types and ranges are checked here, before anything trains: an unknown key, a
+value of the wrong type or out of range raises `RecipeError` naming the field, the value and
+what was expected.
+
+This module is the ground floor: it imports no registry and no model code. Names that refer
+to registries (finetuning methods and their `options`, attacks, augmentations) and the
+Trainer's own arguments (`trainer`) are checked against them by `tmi_nlp.resolve`, which the
+CLI, the API and the prepare stage call.
 """
 
+import copy
 import dataclasses
 import types
 import typing
@@ -16,14 +22,14 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from transformers import HfArgumentParser
 
 
 class RecipeError(ValueError):
     """A recipe field has an unknown name, a wrong type or a value out of range."""
 
 
-def _require(ok: bool, section: str, name: str, value: Any, expected: str) -> None:
+def require(ok: bool, section: str, name: str, value: Any, expected: str) -> None:
+    """Raise `RecipeError` naming `section.name`, the value and what was expected, unless `ok`."""
     if not ok:
         raise RecipeError(f"{section}.{name} = {value!r}: expected {expected}")
 
@@ -44,13 +50,13 @@ class RunArguments:
 
     def __post_init__(self) -> None:
         s = "run"
-        _require(bool(self.name) and "/" not in self.name and self.name not in {".", ".."}
+        require(bool(self.name) and "/" not in self.name and self.name not in {".", ".."}
                  and "\\" not in self.name, s, "name", self.name, "a plain folder name (no '/', '..')")
-        _require(self.num_models >= 3, s, "num_models", self.num_models,
+        require(self.num_models >= 3, s, "num_models", self.num_models,
                  "an integer >= 3 (leave-one-out needs IN and OUT shadows)")
-        _require(self.num_points >= 1, s, "num_points", self.num_points, "an integer >= 1")
-        _require(self.workers >= 0, s, "workers", self.workers, "an integer >= 0")
-        _require(self.threads_per_worker >= 0, s, "threads_per_worker", self.threads_per_worker,
+        require(self.num_points >= 1, s, "num_points", self.num_points, "an integer >= 1")
+        require(self.workers >= 0, s, "workers", self.workers, "an integer >= 0")
+        require(self.threads_per_worker >= 0, s, "threads_per_worker", self.threads_per_worker,
                  "an integer >= 0")
 
 
@@ -89,16 +95,16 @@ class DataArguments:
 
     def __post_init__(self) -> None:
         s = "data"
-        _require(self.pool_size >= 2, s, "pool_size", self.pool_size, "an integer >= 2")
-        _require(self.pool_chunk_words >= 0, s, "pool_chunk_words", self.pool_chunk_words, "an integer >= 0")
-        _require(0 < self.known_fraction <= 1, s, "known_fraction", self.known_fraction, "a number in (0, 1]")
-        _require(not (self.known_pool_of and self.challenge), s, "known_pool_of", self.known_pool_of,
+        require(self.pool_size >= 2, s, "pool_size", self.pool_size, "an integer >= 2")
+        require(self.pool_chunk_words >= 0, s, "pool_chunk_words", self.pool_chunk_words, "an integer >= 0")
+        require(0 < self.known_fraction <= 1, s, "known_fraction", self.known_fraction, "a number in (0, 1]")
+        require(not (self.known_pool_of and self.challenge), s, "known_pool_of", self.known_pool_of,
                  "'' when data.challenge is set (the challenge points come from one or the other)")
-        _require(self.num_train >= 2, s, "num_train", self.num_train, "an integer >= 2")
-        _require(self.num_eval >= 1, s, "num_eval", self.num_eval, "an integer >= 1")
+        require(self.num_train >= 2, s, "num_train", self.num_train, "an integer >= 2")
+        require(self.num_eval >= 1, s, "num_eval", self.num_eval, "an integer >= 1")
         for name in ("pool", "downstream", "pool_text_column", "downstream_text_column",
                      "downstream_label_column"):
-            _require(bool(getattr(self, name)), s, name, getattr(self, name), "a non-empty string")
+            require(bool(getattr(self, name)), s, name, getattr(self, name), "a non-empty string")
 
 
 @dataclass
@@ -107,7 +113,7 @@ class TokenizerArguments:
     vocab_size: int = field(default=4000, metadata={"help": "WordPiece vocabulary size when training."})
 
     def __post_init__(self) -> None:
-        _require(self.vocab_size >= 100, "tokenizer", "vocab_size", self.vocab_size, "an integer >= 100")
+        require(self.vocab_size >= 100, "tokenizer", "vocab_size", self.vocab_size, "an integer >= 100")
 
 
 @dataclass
@@ -125,10 +131,15 @@ class ModelArguments:
     def __post_init__(self) -> None:
         s = "model"
         for name in ("hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-            _require(getattr(self, name) >= 1, s, name, getattr(self, name), "an integer >= 1")
-        _require(self.hidden_size % self.num_attention_heads == 0, s, "hidden_size", self.hidden_size,
+            require(getattr(self, name) >= 1, s, name, getattr(self, name), "an integer >= 1")
+        require(self.hidden_size % self.num_attention_heads == 0, s, "hidden_size", self.hidden_size,
                  f"a multiple of num_attention_heads ({self.num_attention_heads})")
-        _require(8 <= self.max_length <= 512, s, "max_length", self.max_length, "an integer in [8, 512]")
+        require(8 <= self.max_length <= 512, s, "max_length", self.max_length, "an integer in [8, 512]")
+
+
+TRAINER_HELP = ("Any other field of transformers.TrainingArguments, passed to the Trainer as is (e.g. "
+                "gradient_accumulation_steps, lr_scheduler_type, max_grad_norm, logging_strategy). The fields "
+                "this section names itself, the seeds and output_dir are set by tmi-nlp.")
 
 
 @dataclass
@@ -140,72 +151,51 @@ class PretrainArguments:
     warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast where the hardware supports it."})
+    trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
 
     def __post_init__(self) -> None:
         s = "pretrain"
-        _require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
-        _require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
-        _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
-        _require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability,
-                 "a number in (0, 1)")
-        _require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
-        _require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
+        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
+        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability,
+                "a number in (0, 1)")
+        require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
 
 
 @dataclass
 class FinetuneArguments:
-    method: str = field(default="linear", metadata={"help": "Finetuning method (registry name)."})
+    method: str = field(default="linear", metadata={
+        "help": "Finetuning method: a name registered in tmi_nlp.models.finetune (full, linear, lora, dp)."})
     epochs: float = field(default=3.0, metadata={"help": "Downstream epochs."})
     learning_rate: float = field(default=5e-3, metadata={"help": "Learning rate."})
     batch_size: int = field(default=32, metadata={"help": "Examples per batch."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
     bf16: bool = field(default=True, metadata={"help": "bf16 autocast where supported."})
-    pooling: str = field(default="cls", metadata={
-        "help": "linear: what the head reads, the [CLS] state ('cls') or the mean token state ('mean')."})
-    lora_r: int = field(default=8, metadata={"help": "lora: adapter rank."})
-    lora_alpha: float = field(default=16.0, metadata={"help": "lora: scaling numerator (scale = alpha / r)."})
-    lora_dropout: float = field(default=0.0, metadata={"help": "lora: dropout on the adapter input."})
-    lora_target_modules: list[str] = field(default_factory=lambda: ["query", "value"], metadata={
-        "help": "lora: names of the Linear layers that get adapters."})
-    lora_modules_to_save: list[str] = field(default_factory=lambda: ["classifier", "pooler"], metadata={
-        "help": "lora: modules trained in full next to the adapters. Keep 'pooler': masked-LM pretraining "
-                "never trains it, so a frozen pooler feeds the head random features."})
-    dp_parameters: str = field(default="linear", metadata={
-        "help": "dp: which parameters train under DP-SGD, as in the method of that name: full, linear or lora."})
-    dp_epsilon: float = field(default=8.0, metadata={"help": "dp: target epsilon, spent by the last step."})
-    dp_delta: float = field(default=1e-5, metadata={"help": "dp: target delta."})
-    dp_max_grad_norm: float = field(default=1.0, metadata={"help": "dp: per-example gradient clipping norm."})
+    options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
+        "help": "Each method's own options, by method name; the method's module defines them (with their "
+                "defaults and help): linear {pooling}, lora {r, alpha, dropout, target_modules, "
+                "modules_to_save}, dp {parameters, epsilon, delta, max_grad_norm}. A resolved recipe "
+                "(config.yaml) lists every option of the methods it uses."})
+    trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
 
     def __post_init__(self) -> None:
-        from tmi_nlp.models.finetune import FINETUNE_METHODS
-
         s = "finetune"
-        _require(self.method in FINETUNE_METHODS, s, "method", self.method,
-                 f"one of {sorted(FINETUNE_METHODS)}")
-        _require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
-        _require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
-        _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
-        _require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
-        _require(self.pooling in ("cls", "mean"), s, "pooling", self.pooling, "'cls' or 'mean'")
-        _require(self.lora_r >= 1, s, "lora_r", self.lora_r, "an integer >= 1")
-        _require(self.lora_alpha > 0, s, "lora_alpha", self.lora_alpha, "a number > 0")
-        _require(0 <= self.lora_dropout < 1, s, "lora_dropout", self.lora_dropout, "a number in [0, 1)")
-        _require(len(self.lora_target_modules) >= 1, s, "lora_target_modules", self.lora_target_modules,
-                 "a non-empty list of module names")
-        _require(self.dp_parameters in ("full", "linear", "lora"), s, "dp_parameters", self.dp_parameters,
-                 "one of ['full', 'linear', 'lora']")
-        _require(self.dp_epsilon > 0, s, "dp_epsilon", self.dp_epsilon, "a number > 0")
-        _require(0 < self.dp_delta < 1, s, "dp_delta", self.dp_delta, "a number in (0, 1)")
-        _require(self.dp_max_grad_norm > 0, s, "dp_max_grad_norm", self.dp_max_grad_norm, "a number > 0")
-        if self.method == "dp":
-            # Poisson sampling: a batch is empty with probability exp(-batch_size) per step.
-            _require(self.batch_size >= 16, s, "batch_size", self.batch_size,
-                     "an integer >= 16 with method 'dp' (Poisson batches of a smaller mean can be empty)")
+        require(bool(self.method), s, "method", self.method, "a method name")
+        require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
+        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
+        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        for name, values in self.options.items():
+            require(isinstance(values, dict), s, f"options.{name}", values, "a mapping of that method's options")
 
 
 @dataclass
 class QueryArguments:
-    num_augmentations: int = field(default=8, metadata={"help": "Augmented queries A per challenge point."})
+    num_queries: int = field(default=8, metadata={
+        "help": "Queries per challenge point (A in the tensor [points, A, classes]): augmented copies, the "
+                "first one unaugmented with include_original."})
     augmentation: str = field(default="delete", metadata={
         "help": "Token-level augmentation: delete, mask, swap, substitute, or none."})
     rate: float = field(default=0.05, metadata={"help": "Per-token probability of the augmentation."})
@@ -214,25 +204,22 @@ class QueryArguments:
     batch_size: int = field(default=256, metadata={"help": "Texts per query forward pass."})
 
     def __post_init__(self) -> None:
-        from tmi_nlp.data.augment import AUGMENTATIONS
-
         s = "query"
-        _require(self.num_augmentations >= 1, s, "num_augmentations", self.num_augmentations,
-                 "an integer >= 1")
-        _require(self.augmentation in AUGMENTATIONS, s, "augmentation", self.augmentation,
-                 f"one of {sorted(AUGMENTATIONS)}")
-        _require(0 <= self.rate <= 1, s, "rate", self.rate, "a number in [0, 1]")
-        _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(self.num_queries >= 1, s, "num_queries", self.num_queries, "an integer >= 1")
+        require(0 <= self.rate <= 1, s, "rate", self.rate, "a number in [0, 1]")
+        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
 
 
+DEFAULT_METACLASSIFIERS = ("mlp", "shared_centred")
 DEFAULT_BASELINES = ("lira_online", "lira_online_global_var", "lira_offline", "lira_offline_global_var", "rmia",
                      "rmia_offline", "label_only", "calibrated_confidence", "confidence", "entropy", "stability",
                      "mlm_loss_lira")
+BACKENDS = ("auto", "kernel", "torch")
 
 
 @dataclass
 class AttackArguments:
-    metaclassifiers: list[str] = field(default_factory=lambda: ["mlp", "shared_centred"], metadata={
+    metaclassifiers: list[str] = field(default_factory=lambda: list(DEFAULT_METACLASSIFIERS), metadata={
         "help": "Attacks on the query tensor: per-point mlp, logistic, knn, svm, sklearn_mlp, "
                 "or shared_centred (one classifier across points on per-point centred features)."})
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES), metadata={
@@ -249,23 +236,29 @@ class AttackArguments:
     shuffle_labels: bool = field(default=False, metadata={
         "help": "Control: shuffle the shadows' membership labels (AUC should be ~0.5)."})
     bootstrap: int = field(default=200, metadata={"help": "Bootstrap resamples for confidence intervals."})
+    backend: str = field(default="auto", metadata={
+        "help": "What trains the MLP metaclassifiers: 'kernel' (the fused C kernel, built on first use with the "
+                "machine's C compiler), 'torch' (batched torch code, same algorithm, another dropout stream), "
+                "or 'auto' (the kernel where it builds). A run's attacks all use one backend (recorded in "
+                "each attack's metrics.json)."})
 
     def __post_init__(self) -> None:
-        from tmi_nlp.attacks import ATTACKS
-
         s = "attack"
-        _require(len(self.metaclassifiers) >= 1, s, "metaclassifiers", self.metaclassifiers,
-                 "a non-empty list")
-        for field_name in ("metaclassifiers", "baselines"):
-            for name in getattr(self, field_name):
-                _require(name in ATTACKS, s, field_name, name, f"names from {sorted(ATTACKS)}")
-        _require(self.hidden_size >= 1, s, "hidden_size", self.hidden_size, "an integer >= 1")
-        _require(self.epochs >= 1, s, "epochs", self.epochs, "an integer >= 1")
-        _require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
-        _require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
-        _require(0 <= self.dropout < 1, s, "dropout", self.dropout, "a number in [0, 1)")
-        _require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
-        _require(self.bootstrap >= 0, s, "bootstrap", self.bootstrap, "an integer >= 0")
+        require(len(self.metaclassifiers) >= 1, s, "metaclassifiers", self.metaclassifiers,
+                "a non-empty list")
+        require(self.hidden_size >= 1, s, "hidden_size", self.hidden_size, "an integer >= 1")
+        require(self.epochs >= 1, s, "epochs", self.epochs, "an integer >= 1")
+        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
+        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        require(0 <= self.dropout < 1, s, "dropout", self.dropout, "a number in [0, 1)")
+        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(self.bootstrap >= 0, s, "bootstrap", self.bootstrap, "an integer >= 0")
+        require(self.backend in BACKENDS, s, "backend", self.backend, f"one of {list(BACKENDS)}")
+
+    @property
+    def names(self) -> list[str]:
+        """Every attack to run: the metaclassifiers, then the baselines."""
+        return [*self.metaclassifiers, *self.baselines]
 
 
 SECTIONS: dict[str, type] = {
@@ -292,7 +285,7 @@ class Recipe:
     attack: AttackArguments = field(default_factory=AttackArguments)
 
     def __post_init__(self) -> None:
-        _require(self.run.num_points <= self.data.pool_size, "run", "num_points", self.run.num_points,
+        require(self.run.num_points <= self.data.pool_size, "run", "num_points", self.run.num_points,
                  f"at most data.pool_size ({self.data.pool_size})")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
@@ -306,8 +299,27 @@ class Recipe:
         return Path(self.run.output_dir) / self.run.name
 
 
+# Keys that moved, old place -> new place: a recipe that uses the old key gets an error naming the new
+# one; a config.yaml written by an older version is moved over when it is read (`migrate`).
+MOVED_KEYS = {
+    "query.num_augmentations": "query.num_queries",
+    "finetune.pooling": "finetune.options.linear.pooling",
+    "finetune.lora_r": "finetune.options.lora.r",
+    "finetune.lora_alpha": "finetune.options.lora.alpha",
+    "finetune.lora_dropout": "finetune.options.lora.dropout",
+    "finetune.lora_target_modules": "finetune.options.lora.target_modules",
+    "finetune.lora_modules_to_save": "finetune.options.lora.modules_to_save",
+    "finetune.dp_parameters": "finetune.options.dp.parameters",
+    "finetune.dp_epsilon": "finetune.options.dp.epsilon",
+    "finetune.dp_delta": "finetune.options.dp.delta",
+    "finetune.dp_max_grad_norm": "finetune.options.dp.max_grad_norm",
+}
+
+
 def _type_ok(value: Any, annotation: Any) -> bool:
     origin = typing.get_origin(annotation)
+    if annotation is Any:
+        return True
     if origin in (typing.Union, types.UnionType):
         return any(_type_ok(value, arg) for arg in typing.get_args(annotation))
     if annotation is type(None):
@@ -315,6 +327,9 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     if origin is list:
         (item,) = typing.get_args(annotation)
         return isinstance(value, list) and all(_type_ok(v, item) for v in value)
+    if origin is dict:
+        key, item = typing.get_args(annotation)
+        return isinstance(value, dict) and all(_type_ok(k, key) and _type_ok(v, item) for k, v in value.items())
     if annotation is bool:
         return isinstance(value, bool)
     if annotation is int:
@@ -329,30 +344,30 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 def _type_name(annotation: Any) -> str:
     if typing.get_origin(annotation) is not None:
         return str(annotation).replace("typing.", "")
-    return annotation.__name__
+    return getattr(annotation, "__name__", str(annotation))
 
 
-def _parse_section(section: str, values: Any) -> Any:
-    cls = SECTIONS[section]
+def parse_dataclass(cls: type, values: Any, where: str) -> Any:
+    """An instance of dataclass `cls` from a mapping, checking every key and type; errors name `where.key`.
+
+    Ints are accepted for floats (YAML writes 3 for 3.0) and stored as floats.
+    """
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise RecipeError(f"{section} = {values!r}: expected a mapping of {cls.__name__} fields")
+        raise RecipeError(f"{where} = {values!r}: expected a mapping of {cls.__name__} fields")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key, value in values.items():
         if key not in known:
-            raise RecipeError(f"{section}.{key}: unknown key; expected one of {sorted(known)}")
+            moved = MOVED_KEYS.get(f"{where}.{key}")
+            if moved:
+                raise RecipeError(f"{where}.{key}: this key moved to {moved}; expected it there")
+            raise RecipeError(f"{where}.{key}: unknown key; expected one of {sorted(known)}")
         if not _type_ok(value, hints[key]):
-            raise RecipeError(f"{section}.{key} = {value!r}: expected {_type_name(hints[key])}")
+            raise RecipeError(f"{where}.{key} = {value!r}: expected {_type_name(hints[key])}")
     values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
-    try:
-        (parsed,) = HfArgumentParser(cls).parse_dict(values, allow_extra_keys=False)
-    except RecipeError:
-        raise
-    except (TypeError, ValueError) as err:
-        raise RecipeError(f"{section}: {err}") from err
-    return parsed
+    return cls(**values)
 
 
 def recipe_from_dict(raw: Any) -> Recipe:
@@ -364,7 +379,31 @@ def recipe_from_dict(raw: Any) -> Recipe:
     for section in raw:
         if section not in SECTIONS:
             raise RecipeError(f"{section}: unknown section; expected one of {sorted(SECTIONS)}")
-    return Recipe(**{name: _parse_section(name, raw.get(name)) for name in SECTIONS})
+    return Recipe(**{name: parse_dataclass(SECTIONS[name], raw.get(name), name) for name in SECTIONS})
+
+
+def migrate(raw: dict) -> dict:
+    """A stored config (config.yaml of an older version) with its moved keys in their new places.
+
+    Old configs listed every method's options whatever the method; only those of the methods the
+    run used (the method, and the parameters DP trained) are kept.
+    """
+    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    finetune = raw.get("finetune", {})
+    used = {finetune.get("method"), finetune.get("dp_parameters") if finetune.get("method") == "dp" else None}
+    for old, new in MOVED_KEYS.items():
+        section, key = old.split(".")
+        if key not in raw.get(section, {}):
+            continue
+        value = raw[section].pop(key)
+        path = new.split(".")
+        if path[1] == "options" and path[2] not in used:
+            continue
+        target = raw[section]
+        for part in path[1:-1]:
+            target = target.setdefault(part, {})
+        target[path[-1]] = value
+    return raw
 
 
 def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
@@ -380,20 +419,26 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
 
 
 def apply_overrides(raw: Any, overrides: list[str]) -> Any:
-    """Set `section.key=value` pairs on a raw recipe mapping (values parsed as YAML scalars)."""
+    """Set `section.key=value` pairs on a raw recipe mapping (values parsed as YAML scalars).
+
+    Keys may go deeper into mappings: `finetune.options.lora.r=4`, `pretrain.trainer.lr_scheduler_type=cosine`.
+    """
     if not isinstance(raw, dict):
         return raw
-    raw = {k: dict(v) if isinstance(v, dict) else v for k, v in raw.items()}
+    raw = copy.deepcopy(raw)
     for item in overrides:
         key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or not name:
+        path = key.split(".")
+        if not sep or len(path) < 2 or not all(path):
             raise RecipeError(f"override {item!r}: expected section.key=value")
-        raw.setdefault(section, {})
-        if not isinstance(raw[section], dict):
-            raise RecipeError(f"{section} = {raw[section]!r}: expected a mapping")
+        target = raw
+        for depth, part in enumerate(path[:-1]):
+            target.setdefault(part, {})
+            if not isinstance(target[part], dict):
+                raise RecipeError(f"{'.'.join(path[:depth + 1])} = {target[part]!r}: expected a mapping")
+            target = target[part]
         try:
-            raw[section][name] = yaml.safe_load(value)
+            target[path[-1]] = yaml.safe_load(value)
         except yaml.YAMLError as err:
             raise RecipeError(f"override {item!r}: value is not valid YAML ({err})") from err
     return raw

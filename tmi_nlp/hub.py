@@ -4,7 +4,8 @@ A zoo is the run folder itself: config.yaml, plan/, tokenizer/, models/<i>/{pret
 queries.npy,signals}, attacks/ and report/, plus a model card (README.md) with the recipe, the
 attack table and the sha256 of the membership plan, so that anyone who pulls it can check that
 the plan they attack with is the one the zoo was trained on. Pulled, it is a run folder again:
-`tmi-nlp report DEST`, or new attacks, work on it with no training.
+`tmi-nlp report DEST`, or new attacks, work on it with no training and without the raw data
+(the raw in-memory inputs of the Python API are not shipped: nothing after prepare reads them).
 
 The token comes from `token=`, the `HF_TOKEN` environment variable or `huggingface-cli login`
 (huggingface_hub's usual order); tmi-nlp never prints it or writes it anywhere.
@@ -18,6 +19,7 @@ from pathlib import Path
 import yaml
 
 from tmi_nlp.store import RunDir
+from tmi_nlp.tables import attack_table
 
 # Not part of a zoo: in-flight temporaries, launch coordination, the user's raw in-memory inputs.
 EXCLUDED = (".*.tmp-*", "**/.*.tmp-*", "launch/*", "inputs/*")
@@ -44,10 +46,7 @@ def model_card(run: RunDir) -> str:
     summary = run.report / "metrics.json"
     if summary.exists():
         attacks = json.loads(summary.read_text())["attacks"]
-        lines += ["| attack | AUC | TPR@0.1% FPR | TPR@1% FPR |", "|---|---|---|---|"]
-        lines += [f"| {name} | {m['auc']:.3f} | {100 * m['tpr@0.001']:.1f}% | {100 * m['tpr@0.01']:.1f}% |"
-                  for name, m in attacks.items()]
-        lines.append("")
+        lines += [attack_table(attacks, "markdown", keys=("auc", "tpr@0.001", "tpr@0.01")), ""]
     lines += ["## Recipe", "", "```yaml", run.config.read_text().rstrip(), "```", "",
               "Pull and report: `tmi-nlp pull REPO DEST && tmi-nlp report DEST`.", ""]
     return "\n".join(lines)
@@ -59,8 +58,8 @@ def push_zoo(run_dir: str | Path, repo_id: str, token: str | None = None, privat
     from huggingface_hub import CommitOperationAdd, HfApi
 
     run = RunDir(run_dir)
-    if not run.config.exists() or not (run.plan / "plan.json").exists():
-        raise FileNotFoundError(f"{run.root}: expected a prepared run folder (config.yaml, plan/)")
+    if not run.prepared:
+        raise FileNotFoundError(f"{run.root}: expected a prepared run folder (with {run.fingerprint.name})")
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(run).encode())]

@@ -13,8 +13,12 @@ import os
 import time
 import traceback
 
+from tmi_nlp.atomic import atomic_write_json
 from tmi_nlp.config import Recipe
-from tmi_nlp.store import RunDir, atomic_write_json
+from tmi_nlp.stages.prepare import EXECUTION_FIELDS, prepare
+from tmi_nlp.stages.report import report
+from tmi_nlp.stages.train import train_models
+from tmi_nlp.store import MODEL_STAGES, RunDir
 
 LAUNCHER_VARIABLES = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "LOCAL_WORLD_SIZE", "GROUP_RANK", "GROUP_WORLD_SIZE",
                       "ROLE_RANK", "ROLE_WORLD_SIZE", "ROLE_NAME", "MASTER_ADDR", "MASTER_PORT",
@@ -67,8 +71,6 @@ def _wait(condition, failed, what: str, timeout_s: float) -> None:
 
 def _computed(recipe: Recipe) -> dict:
     """The recipe without the fields that only say where or how it executes."""
-    from tmi_nlp.pipeline import EXECUTION_FIELDS
-
     raw = recipe.to_dict()
     return {section: {k: v for k, v in values.items() if (section, k) not in EXECUTION_FIELDS}
             for section, values in raw.items()}
@@ -77,8 +79,6 @@ def _computed(recipe: Recipe) -> dict:
 def run_launched(recipe: Recipe, rank: int, world: int, launch_id: str, progress: bool = True,
                  timeout_s: float = 7 * 24 * 3600) -> dict | None:
     """This rank's share of `run_all`; rank 0 returns the summary, the others None."""
-    from tmi_nlp import pipeline
-
     run = RunDir(recipe.run_dir)
     folder = run.root / "launch"
 
@@ -102,20 +102,19 @@ def run_launched(recipe: Recipe, rank: int, world: int, launch_id: str, progress
 
     try:
         if rank == 0:
-            pipeline.prepare(recipe)
+            prepare(recipe)
             atomic_write_json(prepared, {**stamp, "created": time.time()})
         else:
             _wait(prepared_for_this_launch, failure, f"rank {rank} waiting for rank 0 to prepare {run.root}",
                   timeout_s)
         mine = [i for i in range(recipe.run.num_models) if i % world == rank]
         atomic_write_json(folder / f"rank{rank}.json", {"launch": launch_id, "pid": os.getpid(), "models": mine})
-        pipeline.train_models(recipe, models=mine, progress=progress and rank == 0, workers=1)
+        train_models(recipe, models=mine, progress=progress and rank == 0, workers=1)
         if rank != 0:
             return None
-        _wait(lambda: all(pipeline.model_done(run, i, s) for i in range(recipe.run.num_models)
-                          for s in pipeline.MODEL_STAGES), failure, "rank 0 waiting for the other ranks' models",
-              timeout_s)
-        return pipeline.report(recipe)
+        _wait(lambda: all(run.model_done(i, s) for i in range(recipe.run.num_models) for s in MODEL_STAGES),
+              failure, "rank 0 waiting for the other ranks' models", timeout_s)
+        return report(recipe)
     except LaunchError:
         raise
     except BaseException as err:

@@ -1,36 +1,36 @@
-"""Plots, tables and the self-contained HTML report of a run (and a comparison across runs)."""
+"""Plots and the self-contained HTML report of a run (and a comparison across runs).
+
+Figures are made with matplotlib's object API (`Figure`), never pyplot: no backend is switched and
+no figure is left open in the caller's process.
+"""
 
 import base64
 import html
 import io
 from pathlib import Path
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score, roc_curve
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from sklearn.metrics import roc_auc_score, roc_curve  # noqa: E402
+from tmi_nlp.atomic import atomic_write_bytes, atomic_write_text
+from tmi_nlp.tables import attack_table, by_family
 
-from tmi_nlp.store import atomic_write_bytes, atomic_write_text  # noqa: E402
-
-FAMILY_TITLES = {"tmi": "TMI metaclassifiers", "shadow": "shadow-model baselines",
-                 "shadow-free": "shadow-free baselines", "white-box": "white-box reference (pretrained MLM)"}
 FAMILY_STYLES = {"tmi": "-", "shadow": "--", "shadow-free": ":", "white-box": "-."}
 
 
-def _png(fig) -> bytes:
+def _png(fig: Figure) -> bytes:
     buf = io.BytesIO()
     fig.tight_layout()
     fig.savefig(buf, format="png", dpi=110)
-    plt.close(fig)
     return buf.getvalue()
 
 
 def roc_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]], title: str = "",
                styles: dict[str, str] | None = None) -> bytes:
     """PNG bytes of log-log ROC curves, {name: (labels, scores)}."""
-    fig, ax = plt.subplots(figsize=(6.4, 5.6))
+    fig = Figure(figsize=(6.4, 5.6))
+    ax = fig.subplots()
     for name, (labels, scores) in curves.items():
         fpr, tpr, _ = roc_curve(labels.ravel(), scores.ravel())
         ax.plot(fpr, tpr, (styles or {}).get(name, "-"), lw=1.3,
@@ -52,7 +52,8 @@ def histogram_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
     """PNG bytes: per attack, the score histograms of IN and OUT records."""
     cols = 4
     rows = max(1, -(-len(curves) // cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.4 * rows), squeeze=False)
+    fig = Figure(figsize=(3.2 * cols, 2.4 * rows))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax, (name, (labels, scores)) in zip(axes.ravel(), curves.items(), strict=False):
         labels, scores = labels.ravel().astype(bool), scores.ravel()
         finite = np.isfinite(scores)
@@ -70,7 +71,8 @@ def histogram_figure(curves: dict[str, tuple[np.ndarray, np.ndarray]]) -> bytes:
 
 def accuracy_figure(accuracies: list[float], epsilons: list[float] | None = None) -> bytes:
     """PNG bytes: the victims' downstream accuracy, model by model."""
-    fig, ax = plt.subplots(figsize=(6.4, 2.6))
+    fig = Figure(figsize=(6.4, 2.6))
+    ax = fig.subplots()
     ax.bar(range(len(accuracies)), accuracies, color="tab:green")
     ax.set(xlabel="model", ylabel="downstream accuracy", ylim=(0, 1),
            title="victims' downstream accuracy" + (f" (DP-SGD, epsilon {max(epsilons):.2f})" if epsilons else ""))
@@ -78,41 +80,17 @@ def accuracy_figure(accuracies: list[float], epsilons: list[float] | None = None
 
 
 def summary_table(results: dict[str, dict], accuracy: dict | None = None) -> str:
-    """A plain-text table of every attack's metrics with 95% intervals where present."""
-    rows = [f"{'attack':<24} {'AUC':>18} {'TPR@0.1%FPR':>12} {'TPR@1%FPR':>10} {'TPR@10%FPR':>10} {'bal.acc':>8}"]
-    for name, m in results.items():
-        ci = m.get("auc_ci95")
-        auc = f"{m['auc']:.3f}" + (f" [{ci[0]:.3f},{ci[1]:.3f}]" if ci else "")
-        rows.append(f"{name:<24} {auc:>18} {m['tpr@0.001']:>12.3f} {m['tpr@0.01']:>10.3f} "
-                    f"{m['tpr@0.1']:>10.3f} {m['balanced_accuracy']:>8.3f}")
+    """A plain-text table of every attack's metrics (AUC with its 95% interval), and the victims' accuracy."""
+    text = attack_table(results, "text")
     if accuracy:
-        rows.append(f"victims' downstream accuracy: mean {accuracy['mean']:.3f} "
-                    f"(min {accuracy['min']:.3f}, max {accuracy['max']:.3f})")
-    return "\n".join(rows)
-
-
-def _with_ci(m: dict, key: str, percent: bool = False) -> str:
-    scale, fmt = (100, "{:.1f}") if percent else (1, "{:.3f}")
-    text = fmt.format(m[key] * scale)
-    if f"{key}_ci95" in m:
-        lo, hi = m[f"{key}_ci95"]
-        text += f' <span class="ci">[{fmt.format(lo * scale)}, {fmt.format(hi * scale)}]</span>'
+        text += (f"\nvictims' downstream accuracy: mean {accuracy['mean']:.3f} "
+                 f"(min {accuracy['min']:.3f}, max {accuracy['max']:.3f})")
     return text
 
 
 def metrics_html(results: dict[str, dict]) -> str:
-    head = ("<tr><th>attack</th><th>family</th><th>AUC [95% CI]</th><th>TPR % at 0.1% FPR</th>"
-            "<th>TPR % at 1% FPR</th><th>TPR % at 10% FPR</th><th>balanced acc.</th><th>seconds</th></tr>")
-    rows = []
-    order = sorted(results, key=lambda n: (list(FAMILY_TITLES).index(results[n].get("family", "tmi")),
-                                           -results[n]["auc"]))
-    for name in order:
-        m = results[name]
-        rows.append(f"<tr><td>{html.escape(name)}</td><td>{html.escape(m.get('family', 'tmi'))}</td>"
-                    f"<td>{_with_ci(m, 'auc')}</td><td>{_with_ci(m, 'tpr@0.001', True)}</td>"
-                    f"<td>{_with_ci(m, 'tpr@0.01', True)}</td><td>{_with_ci(m, 'tpr@0.1', True)}</td>"
-                    f"<td>{_with_ci(m, 'balanced_accuracy')}</td><td>{m.get('seconds', 0):.2f}</td></tr>")
-    return f"<table>{head}{''.join(rows)}</table>"
+    """The attacks as an HTML table, grouped by family, every metric with its interval."""
+    return attack_table({name: results[name] for name in by_family(results)}, "html", family=True, seconds=True)
 
 
 def _img(png: bytes, alt: str) -> str:

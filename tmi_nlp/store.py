@@ -1,119 +1,40 @@
-"""The run directory: atomic writes, so a stage's artifact exists only once it is complete.
+"""The run folder: the one contract between training and attacking, its paths and its readers.
 
-Every artifact is written to a temporary sibling and renamed into place; a folder artifact
-(a saved model) is renamed as a whole. A crash therefore leaves either nothing or a finished
-artifact, and "does the final path exist" is the only test a stage needs to skip work.
+After `prepare`, a run folder holds everything every later stage reads (the resolved recipe,
+the plan, the tokenizer, the tokenised data, then each model's artifacts), so a folder copied
+elsewhere or pulled from the Hub is attacked and reported without the raw data files.
+
+    runs/<name>/
+      config.yaml               the resolved recipe
+      plan/                     pool.json, challenge.npy, keep.npy, plan.json
+      tokenizer/                the tokenizer every model shares
+      data/tokens.json          pool, challenge points and downstream task, tokenised once
+      data/fingerprint.json     sha256 of the raw data (written last by prepare: the folder is prepared)
+      models/<i>/pretrained/    masked LM (safetensors)
+      models/<i>/signals/       <name>.npy [K]: white-box signals of the pretrained model (mlm_loss)
+      models/<i>/finetuned/     classifier, method.json, metrics.json
+      models/<i>/queries.npy    float32 [points, A, C]: the finetuned model's softmax on A queries per point
+      attacks/<name>/           scores.npy [victims, points], labels.npy, metrics.json
+      report/                   report.html, metrics.json, roc.png
 """
 
 import json
-import os
-import shutil
-import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import numpy as np
+import yaml
 
+from tmi_nlp.config import Recipe, RecipeError, migrate, recipe_from_dict
+from tmi_nlp.data.plan import Plan
 
-def _tmp_sibling(path: Path) -> Path:
-    return path.with_name(f".{path.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}")
-
-
-def _fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    with open(tmp, "wb") as fh:
-        fh.write(data)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def atomic_write_text(path: str | Path, text: str) -> None:
-    atomic_write_bytes(path, text.encode())
-
-
-def atomic_write_json(path: str | Path, obj: Any) -> None:
-    atomic_write_text(path, json.dumps(obj, indent=2, sort_keys=True) + "\n")
-
-
-def atomic_save_npy(path: str | Path, array: np.ndarray) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    with open(tmp, "wb") as fh:
-        np.save(fh, array)
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-def link_or_copy(source: str | Path, path: str | Path) -> None:
-    """Hard-link `path` to `source` (artifacts are never modified in place); copy where links are impossible."""
-    try:
-        os.link(source, path)
-    except OSError:
-        shutil.copy2(source, path)
-
-
-def atomic_link(source: str | Path, path: str | Path) -> None:
-    """`link_or_copy`, atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    link_or_copy(source, tmp)
-    os.replace(tmp, path)
-    _fsync_dir(path.parent)
-
-
-@contextmanager
-def atomic_dir(path: str | Path) -> Iterator[Path]:
-    """Yield a temporary folder; on success it replaces `path` in one rename, on error it is removed."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = _tmp_sibling(path)
-    tmp.mkdir()
-    try:
-        yield tmp
-        if path.exists():
-            shutil.rmtree(path)
-        os.replace(tmp, path)
-        _fsync_dir(path.parent)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
-
-
-def clean_temporaries(root: str | Path) -> int:
-    """Remove temporaries a killed process left behind; return how many."""
-    removed = 0
-    for tmp in Path(root).rglob(".*.tmp-*"):
-        if tmp.is_dir():
-            shutil.rmtree(tmp, ignore_errors=True)
-        else:
-            tmp.unlink(missing_ok=True)
-        removed += 1
-    return removed
+# The per-model stages, in order, and what marks each one finished.
+MODEL_STAGES = ("pretrain", "signals", "finetune")
+# What an attack reads: the query tensor, or a white-box signal of the pretrained models.
+QUERIES = "queries"
 
 
 class RunDir:
-    """Paths of the on-disk contract (see DESIGN.md)."""
+    """Paths of the on-disk contract, and readers of what the stages wrote."""
 
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root)
@@ -133,6 +54,10 @@ class RunDir:
     @property
     def data(self) -> Path:
         return self.root / "data"
+
+    @property
+    def fingerprint(self) -> Path:
+        return self.data / "fingerprint.json"
 
     def model(self, i: int) -> Path:
         return self.root / "models" / str(i)
@@ -156,18 +81,47 @@ class RunDir:
     def report(self) -> Path:
         return self.root / "report"
 
+    # Readers.
 
-class DiskSpaceError(RuntimeError):
-    """Not enough free disk for the artifacts a stage is about to write."""
+    @property
+    def prepared(self) -> bool:
+        """prepare finished: config, plan, tokenizer and tokens are there (the fingerprint is written last)."""
+        return self.fingerprint.exists()
 
+    def recipe(self) -> Recipe:
+        """The recipe this folder was made with, pointed at where the folder is now (it may have moved)."""
+        if not self.config.exists():
+            raise RecipeError(f"{self.root}: expected a run folder with config.yaml")
+        raw = migrate(yaml.safe_load(self.config.read_text()))
+        raw["run"].update(output_dir=str(self.root.parent), name=self.root.name)
+        return recipe_from_dict(raw)
 
-def require_free_space(folder: str | Path, needed_bytes: int, what: str) -> None:
-    """Raise DiskSpaceError, before anything is written, when `folder`'s disk has less than `needed_bytes` free."""
-    folder = Path(folder)
-    probe = folder
-    while not probe.exists():
-        probe = probe.parent
-    free = shutil.disk_usage(probe).free
-    if free < needed_bytes:
-        raise DiskSpaceError(f"{folder}: {what} needs about {needed_bytes / 2**20:,.0f} MiB but the disk has "
-                             f"{free / 2**20:,.0f} MiB free; free some space or set run.output_dir elsewhere")
+    def load_plan(self) -> Plan:
+        return Plan.load(self.plan)
+
+    def tokens(self) -> dict:
+        """data/tokens.json: token ids of the pool, the challenge points (no specials) and the downstream task."""
+        return json.loads((self.data / "tokens.json").read_text())
+
+    def model_done(self, i: int, stage: str) -> bool:
+        if stage == "pretrain":
+            return (self.pretrained(i) / "config.json").exists()
+        if stage == "signals":
+            return self.signal(i, "mlm_loss").exists()
+        if stage == "finetune":
+            return (self.finetuned(i) / "metrics.json").exists() and self.queries(i).exists()
+        raise ValueError(f"stage {stage!r}: expected one of {MODEL_STAGES}")
+
+    def stacked(self, reads: str, num_models: int) -> np.ndarray:
+        """What an attack reads, stacked over models: the query tensors [N, K, A, C] (memory-mapped), or
+        signals/<reads>.npy [N, K]."""
+        paths = [self.queries(i) if reads == QUERIES else self.signal(i, reads) for i in range(num_models)]
+        missing = [i for i, path in enumerate(paths) if not path.exists()]
+        if missing:
+            stage = "finetune" if reads == QUERIES else "pretrain"
+            raise FileNotFoundError(f"{self.root}: {reads} missing for models {missing}: run the {stage} stage first")
+        return np.stack([np.load(path, mmap_mode="r" if reads == QUERIES else None) for path in paths])
+
+    def finetune_metrics(self, num_models: int) -> list[dict]:
+        """Each finetuned model's metrics.json (downstream accuracy; epsilon spent, for DP)."""
+        return [json.loads((self.finetuned(i) / "metrics.json").read_text()) for i in range(num_models)]

@@ -16,8 +16,7 @@ import numpy as np
 from tmi_nlp.attacks import run_attack
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
-from tmi_nlp.pipeline import load_queries, recipe_of_run
-from tmi_nlp.store import RunDir
+from tmi_nlp.store import QUERIES, RunDir
 
 
 def row(label: str, name: str, queries: np.ndarray, labels: np.ndarray, recipe) -> str:
@@ -35,14 +34,14 @@ def main() -> None:
     parser.add_argument("--attacks", default="mlp,shared_centred,lira_online")
     parser.add_argument("--metaclassifiers", default="mlp,shared_centred,logistic,knn,svm,sklearn_mlp")
     args = parser.parse_args()
-    recipe = recipe_of_run(args.run)
+    recipe = RunDir(args.run).recipe()
     run = RunDir(args.run)
-    queries = np.asarray(load_queries(run, recipe.run.num_models))
+    queries = np.asarray(run.stacked(QUERIES, recipe.run.num_models))
     labels = Plan.load(run.plan).labels()
     head = "| {} | attack | AUC [95% CI] | TPR@0.1% | TPR@1% | time |\n|---|---|---|---|---|---|"
     names = args.attacks.split(",")
     print(f"run {args.run}: {recipe.run.num_models} models, {recipe.run.num_points} points, "
-          f"A = {recipe.query.num_augmentations}, {recipe.finetune.method} finetuning\n")
+          f"A = {recipe.query.num_queries}, {recipe.finetune.method} finetuning\n")
     print(head.format("models (victims and shadows)"))
     n = recipe.run.num_models
     for models in [m for m in (8, 16, 32, 64) if m < n] + [n]:

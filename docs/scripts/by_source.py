@@ -14,13 +14,12 @@ import numpy as np
 from tmi_nlp.data.loading import _source_texts
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
-from tmi_nlp.pipeline import recipe_of_run
 from tmi_nlp.store import RunDir
 
 
 def main() -> None:
     folder, source = sys.argv[1], sys.argv[2]
-    recipe, run = recipe_of_run(folder), RunDir(folder)
+    recipe, run = RunDir(folder).recipe(), RunDir(folder)
     plan = Plan.load(run.plan)
     texts = set(_source_texts(dataclasses.replace(recipe.data, pool=source), recipe.run.seed, 0))
     in_source = np.array([plan.pool[j] in texts for j in plan.challenge])

@@ -18,7 +18,7 @@ from tmi_nlp.models.tokenizer import load_tokenizer
 SETTINGS = {
     "dp": [("linear, batch 32, 3 epochs, lr 5e-3", dict(method="linear"))] + [
         (f"dp-linear, batch {b}, {e} epochs, lr {lr:g}",
-         dict(method="dp", dp_parameters="linear", batch_size=b, epochs=float(e), learning_rate=lr))
+         dict(method="dp", options={"dp": {"parameters": "linear"}}, batch_size=b, epochs=float(e), learning_rate=lr))
         for b, e, lr in [(64, 3, 5e-3), (256, 10, 2e-2), (256, 10, 5e-3), (512, 20, 2e-2)]],
     "methods": [(f"{m}, lr {lr:g}", dict(method=m, learning_rate=lr))
                 for m, lr in [("lora", 5e-3), ("lora", 2e-2), ("full", 5e-4), ("full", 1e-4)]],

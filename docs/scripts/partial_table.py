@@ -15,7 +15,7 @@ import numpy as np
 
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
-from tmi_nlp.victims import shared_points
+from tmi_nlp.stages.victims import shared_points
 
 
 def cell(m: dict) -> str:

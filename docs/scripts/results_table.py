@@ -48,8 +48,9 @@ def main() -> None:
         seconds = sum(m.get("seconds", 0) for m in summary["attacks"].values())
         task = Path(recipe["data"]["downstream"]).parent.name
         print(f"### {folder.name}: {summary['method']} finetuning on {task}\n")
+        queries = recipe["query"].get("num_queries", recipe["query"].get("num_augmentations"))  # older runs
         print(f"{recipe['run']['num_models']} models, {recipe['run']['num_points']} points, "
-              f"A = {recipe['query']['num_augmentations']}; victims' downstream accuracy {acc['mean']:.3f} "
+              f"A = {queries}; victims' downstream accuracy {acc['mean']:.3f} "
               f"(min {acc['min']:.3f}, max {acc['max']:.3f}){eps}; attack stage {seconds:.0f} s.\n")
         attack_rows(summary["attacks"])
 

@@ -16,8 +16,7 @@ from tmi_nlp.attacks import run_attack
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
-from tmi_nlp.pipeline import load_queries, recipe_of_run
-from tmi_nlp.store import RunDir
+from tmi_nlp.store import QUERIES, RunDir
 
 
 def cells(scores: np.ndarray, labels: np.ndarray) -> str:
@@ -28,9 +27,9 @@ def cells(scores: np.ndarray, labels: np.ndarray) -> str:
 
 def main() -> None:
     folder = sys.argv[1]
-    recipe, run = recipe_of_run(folder), RunDir(folder)
+    recipe, run = RunDir(folder).recipe(), RunDir(folder)
     n = recipe.run.num_models
-    queries, labels = np.asarray(load_queries(run, n)), Plan.load(run.plan).labels()
+    queries, labels = np.asarray(run.stacked(QUERIES, n)), Plan.load(run.plan).labels()
     first, second = np.arange(n // 2), np.arange(n // 2, n)
     print("| attack | victims | shadows | AUC | TPR@0.1% [95% CI] | TPR@1% |\n|---|---|---|---|---|---|")
     for name in ("mlp", "shared_centred"):

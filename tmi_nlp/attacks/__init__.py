@@ -12,33 +12,37 @@ import numpy as np
 
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import AttackArguments
+from tmi_nlp.store import QUERIES
 
 Attack = Callable[[np.ndarray, np.ndarray, AttackArguments, int, Roles], np.ndarray]
 ATTACKS: dict[str, Attack] = {}
-# What each attack reads: "queries" [N, K, A, C], or "mlm_loss" [N, K] (pretrained models' loss).
-SIGNALS: dict[str, str] = {}
+# What each attack reads (`RunDir.stacked`): "queries" [N, K, A, C], or a white-box signal of the pretrained
+# models, "mlm_loss" [N, K].
+READS: dict[str, str] = {}
 # For the report: "tmi" (metaclassifiers), "shadow" (shadow-model baselines), "shadow-free", "white-box".
 FAMILIES: dict[str, str] = {}
 
 
-def register(name: str, family: str = "tmi", signal: str = "queries") -> Callable[[Attack], Attack]:
+def register(name: str, family: str = "tmi", reads: str = QUERIES) -> Callable[[Attack], Attack]:
+    """Register an attack under `name`, written out where it is registered (so a grep for it finds it)."""
+
     def wrap(fn: Attack) -> Attack:
-        ATTACKS[name], SIGNALS[name], FAMILIES[name] = fn, signal, family
+        ATTACKS[name], READS[name], FAMILIES[name] = fn, reads, family
         return fn
 
     return wrap
 
 
-def run_attack(name: str, signal: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+def run_attack(name: str, data: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                roles: Roles | None = None) -> np.ndarray:
-    """Scores [V, K] of attack `name` on its signal (`SIGNALS[name]`) and membership labels [N, K].
+    """Scores [V, K] of attack `name` on what it reads (`READS[name]`) and membership labels [N, K].
 
     `roles` says which rows are victims and which shadows train each one's attack (default:
     leave-one-out, V = N).
     """
     if name not in ATTACKS:
         raise KeyError(f"attack: {name!r} is not an attack; expected one of {sorted(ATTACKS)}")
-    return ATTACKS[name](signal, labels.astype(bool), args, seed, roles or Roles.leave_one_out(len(labels)))
+    return ATTACKS[name](data, labels.astype(bool), args, seed, roles or Roles.leave_one_out(len(labels)))
 
 
 # Importing the modules registers the attacks.

@@ -85,10 +85,10 @@ def _lira(online: bool, global_std: bool):
     return attack
 
 
-for _online in (True, False):
-    for _global in (False, True):
-        register(f"lira_{'online' if _online else 'offline'}{'_global_var' if _global else ''}", family="shadow")(
-            _lira(_online, _global))
+register("lira_online", family="shadow")(_lira(online=True, global_std=False))
+register("lira_online_global_var", family="shadow")(_lira(online=True, global_std=True))
+register("lira_offline", family="shadow")(_lira(online=False, global_std=False))
+register("lira_offline_global_var", family="shadow")(_lira(online=False, global_std=True))
 
 
 def _rmia(online: bool):

@@ -25,6 +25,7 @@ class MLPSettings:
     dropout: float = 0.5
     batch_size: int = 64
     class_balanced: bool = True
+    backend: str = "auto"  # "kernel" (the fused C kernel), "torch" (the code below), "auto" (kernel if it builds)
 
 
 def init_params(num_problems: int, d_in: int, hidden: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -62,20 +63,30 @@ def dropout_masks(rng: np.random.Generator, shape: tuple[int, ...], dropout: flo
     return drawn >= threshold, 1.0 - threshold / 256
 
 
+def resolve_backend(backend: str) -> str:
+    """"kernel" or "torch": what `backend` ("auto", "kernel" or "torch") trains with on this machine."""
+    if backend == "torch":
+        return "torch"
+    if mlp_kernel.load() is None:
+        if backend == "kernel":
+            raise RuntimeError("attack.backend = 'kernel': the C kernel is not available (see the warning above); "
+                               "expected 'auto' or 'torch'")
+        return "torch"
+    return "kernel"
+
+
 def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Generator,
-          params: list[torch.Tensor] | None = None, backend: str = "auto") -> list[torch.Tensor]:
+          params: list[torch.Tensor] | None = None) -> list[torch.Tensor]:
     """Train one MLP per problem: x [B, n, d] float, y [B, n] bool. Returns the weights.
 
-    backend "kernel" is the fused C kernel (`mlp_kernel.c`), "torch" the batched torch code below,
-    "auto" the kernel where it builds. Both draw the initialisation and the minibatch orders from
-    `gen` in the same order; only the dropout masks' random stream differs.
+    `settings.backend` "kernel" is the fused C kernel (`mlp_kernel.c`), "torch" the batched torch
+    code below, "auto" the kernel where it builds. Both draw the initialisation and the minibatch
+    orders from `gen` in the same order; only the dropout masks' random stream differs.
     """
     num_problems, n, d = x.shape
     params = params or init_params(num_problems, d, settings.hidden_size, gen)
-    lib = mlp_kernel.load() if backend in ("auto", "kernel") else None
-    if backend == "kernel" and lib is None:
-        raise RuntimeError("backend 'kernel': the C kernel is not available (see the warning above)")
-    if lib is not None:
+    if resolve_backend(settings.backend) == "kernel":
+        lib = mlp_kernel.load()
         return _train_kernel(lib, x, y, settings, gen, params)
     # fused: one kernel per parameter for the whole Adam update (same arithmetic as the loop version).
     opt = torch.optim.Adam(params, lr=settings.learning_rate, weight_decay=settings.weight_decay, fused=True)

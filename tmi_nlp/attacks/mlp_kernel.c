@@ -127,19 +127,31 @@ static inline __attribute__((always_inline)) void train_problem(
 }
 
 /* Train problems [0, B) in place. x [B, n, d] float, y [B, n] uint8 (0/1), class_w [B, 2],
- * perms [epochs, n] int64; weights w1 [B, d, H], b1 [B, H], w2t [B, 2, H] (W2 transposed), b2 [B, 2]. */
-void tmi_train_mlps(int64_t B, int64_t n, int64_t d, int64_t H, int64_t epochs, int64_t batch,
+ * perms [epochs, n] int64; weights w1 [B, d, H], b1 [B, H], w2t [B, 2, H] (W2 transposed), b2 [B, 2].
+ * Returns 0, or -1 when a thread's buffers could not be allocated (the weights are then incomplete).
+ * Built without OpenMP, the pragmas are ignored and the problems train one after another. */
+int tmi_train_mlps(int64_t B, int64_t n, int64_t d, int64_t H, int64_t epochs, int64_t batch,
                     const float *x, const uint8_t *y, const float *class_w, const int64_t *perms,
                     float lr, float wd, int32_t drop_threshold, uint64_t seed, int32_t threads,
                     float *w1, float *b1, float *w2t, float *b2) {
     const int64_t P = d * H + 3 * H + 2;
+    int failed = 0;
 #pragma omp parallel num_threads(threads)
     {
         float *buf = malloc(sizeof(float) * (4 * P + 4 * H)); /* the last H floats hold the H mask bytes */
         float *xe = malloc(sizeof(float) * n * d);
         uint8_t *ye = malloc((size_t)n);
+        const int ok = buf != NULL && xe != NULL && ye != NULL;
+        if (!ok) {
+#pragma omp atomic write
+            failed = 1;
+        }
+        /* Every thread enters the loop (a worksharing loop must be met by the whole team); one
+         * without buffers skips its problems. */
 #pragma omp for schedule(dynamic, 16)
         for (int64_t b = 0; b < B; b++) {
+            if (!ok)
+                continue;
             if (H == 64)
                 train_problem(b, n, d, 64, epochs, batch, x, y, class_w, perms, lr, wd, drop_threshold, seed,
                               w1, b1, w2t, b2, buf, xe, ye);
@@ -151,4 +163,5 @@ void tmi_train_mlps(int64_t B, int64_t n, int64_t d, int64_t H, int64_t epochs, 
         free(xe);
         free(ye);
     }
+    return failed ? -1 : 0;
 }

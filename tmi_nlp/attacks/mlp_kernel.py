@@ -1,17 +1,23 @@
 """The fused C kernel that trains many small MLPs at once (`mlp_kernel.c`), built on first use.
 
-It is compiled with the machine's C compiler (`$CC`, else `cc`) into a cache folder
-(`$TMI_NLP_CACHE`, else `~/.cache/tmi_nlp`), once per source and flags, and loaded with ctypes.
-Without a compiler, or with `TMI_NLP_KERNEL=0`, `load()` returns None and the metaclassifiers
-train with the batched torch code (same algorithm, slower).
+It is compiled with the machine's C compiler (`$CC`, split as a shell would, so `ccache gcc` works;
+else `cc` or `gcc`) into a cache folder (`$TMI_NLP_CACHE`, else `~/.cache/tmi_nlp`), once per source,
+compiler, flags and CPU architecture, and loaded with ctypes. Concurrent first uses (several
+ranks, several test workers) build under a file lock, each into a temporary file of its own,
+renamed into place. With OpenMP where the compiler has it; otherwise the same kernel runs its
+problems one after another. Without a compiler `load()` returns None and the metaclassifiers
+train with the batched torch code (same algorithm, slower; `attack.backend` chooses).
 """
 
 import ctypes
+import fcntl
 import hashlib
 import os
 import platform
+import shlex
 import shutil
 import subprocess
+import uuid
 import warnings
 from functools import cache
 from pathlib import Path
@@ -23,7 +29,8 @@ SOURCE = Path(__file__).with_name("mlp_kernel.c")
 # shared library it sets flush-to-zero for the whole process (crtfastmath), changing torch's and
 # numpy's arithmetic.
 FLAGS = ("-O3", "-fno-math-errno", "-fno-trapping-math", "-fassociative-math", "-fno-signed-zeros",
-         "-freciprocal-math", "-ffp-contract=fast", "-fopenmp", "-shared", "-fPIC")
+         "-freciprocal-math", "-ffp-contract=fast", "-shared", "-fPIC")
+OPENMP = ("-fopenmp",)
 
 
 def _arch_flags() -> tuple[str, ...]:
@@ -43,37 +50,56 @@ def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "tmi_nlp"
 
 
-def _build(compiler: str, flags: tuple[str, ...]) -> Path:
-    source = SOURCE.read_bytes()
-    key = hashlib.sha256(source + " ".join((compiler, *flags)).encode()).hexdigest()[:16]
-    lib = cache_dir() / f"mlp_kernel-{key}.so"
-    if not lib.exists():
-        lib.parent.mkdir(parents=True, exist_ok=True)
-        tmp = lib.with_name(f".{lib.name}.{os.getpid()}.tmp")
-        try:
-            subprocess.run([compiler, *flags, str(SOURCE), "-o", str(tmp), "-lm"], check=True,
-                           capture_output=True, text=True)
-            os.replace(tmp, lib)  # atomic: concurrent builders (one per rank) never load a partial file
-        finally:
-            tmp.unlink(missing_ok=True)
+def compiler_command() -> list[str] | None:
+    """The C compiler as an argument list: `$CC` split like a shell would, else cc or gcc; None if none."""
+    if os.environ.get("CC"):
+        return shlex.split(os.environ["CC"])
+    found = shutil.which("cc") or shutil.which("gcc")
+    return [found] if found else None
+
+
+def library_path(compiler: list[str], flags: tuple[str, ...]) -> Path:
+    """Where the library built from this source, compiler and flags for this CPU architecture and OS is cached."""
+    key_text = "\0".join((*compiler, *flags, platform.machine(), platform.system())).encode()
+    return cache_dir() / f"mlp_kernel-{hashlib.sha256(SOURCE.read_bytes() + key_text).hexdigest()[:16]}.so"
+
+
+def _build(compiler: list[str], flags: tuple[str, ...]) -> Path:
+    """The kernel library for this compiler and flags: built once under a lock, then read from the cache."""
+    lib = library_path(compiler, flags)
+    if lib.exists():
+        return lib
+    lib.parent.mkdir(parents=True, exist_ok=True)
+    with open(lib.with_name(f".{lib.name}.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, and by the OS if this process dies
+        if not lib.exists():  # another process may have built it while this one waited
+            tmp = lib.with_name(f".{lib.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
+            try:
+                subprocess.run([*compiler, *flags, str(SOURCE), "-o", str(tmp), "-lm"], check=True,
+                               capture_output=True, text=True)
+                os.replace(tmp, lib)
+            finally:
+                tmp.unlink(missing_ok=True)
     return lib
 
 
 @cache
 def load() -> ctypes.CDLL | None:
-    """The kernel library, or None (no compiler, a failed build, or TMI_NLP_KERNEL=0)."""
-    if os.environ.get("TMI_NLP_KERNEL", "1") == "0":
-        return None
-    compiler = os.environ.get("CC") or shutil.which("cc") or shutil.which("gcc")
+    """The kernel library (with OpenMP where the compiler has it), or None where it cannot be built."""
+    compiler = compiler_command()
     if compiler is None:
         warnings.warn("tmi-nlp: no C compiler (cc, gcc or $CC): the metaclassifiers train with the slower "
                       "torch code", stacklevel=2)
         return None
-    try:
-        lib = ctypes.CDLL(str(_build(compiler, FLAGS + _arch_flags())))
-    except (subprocess.CalledProcessError, OSError) as err:
-        detail = err.stderr if isinstance(err, subprocess.CalledProcessError) else err
-        warnings.warn(f"tmi-nlp: building {SOURCE.name} failed ({detail}); the metaclassifiers train with the "
+    errors = []
+    for flags in (FLAGS + OPENMP + _arch_flags(), FLAGS + _arch_flags()):
+        try:
+            lib = ctypes.CDLL(str(_build(compiler, flags)))
+            break
+        except (subprocess.CalledProcessError, OSError) as err:
+            errors.append(err.stderr if isinstance(err, subprocess.CalledProcessError) else str(err))
+    else:
+        warnings.warn(f"tmi-nlp: building {SOURCE.name} failed ({errors[-1]}); the metaclassifiers train with the "
                       f"slower torch code", stacklevel=2)
         return None
     i64, f32 = ctypes.c_int64, ctypes.c_float
@@ -81,7 +107,7 @@ def load() -> ctypes.CDLL | None:
     def array(dtype):
         return np.ctypeslib.ndpointer(dtype=dtype, flags="C_CONTIGUOUS")
 
-    lib.tmi_train_mlps.restype = None
+    lib.tmi_train_mlps.restype = ctypes.c_int
     lib.tmi_train_mlps.argtypes = [i64, i64, i64, i64, i64, i64, array(np.float32), array(np.uint8),
                                    array(np.float32), array(np.int64), f32, f32, ctypes.c_int32, ctypes.c_uint64,
                                    ctypes.c_int32, array(np.float32), array(np.float32), array(np.float32),
@@ -98,9 +124,12 @@ def train_mlps(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, class_weights: np
     hidden = params[1].shape[1]
     w1, b1, b2 = (np.ascontiguousarray(p, dtype=np.float32) for p in (params[0], params[1], params[3]))
     w2t = np.ascontiguousarray(params[2].transpose(0, 2, 1), dtype=np.float32)
-    lib.tmi_train_mlps(num_problems, n, d, hidden, perms.shape[0], batch_size,
-                       np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.uint8),
-                       np.ascontiguousarray(class_weights, dtype=np.float32),
-                       np.ascontiguousarray(perms, dtype=np.int64), lr, weight_decay, drop_threshold,
-                       seed, threads, w1, b1, w2t, b2)
+    status = lib.tmi_train_mlps(num_problems, n, d, hidden, perms.shape[0], batch_size,
+                                np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.uint8),
+                                np.ascontiguousarray(class_weights, dtype=np.float32),
+                                np.ascontiguousarray(perms, dtype=np.int64), lr, weight_decay, drop_threshold,
+                                seed, threads, w1, b1, w2t, b2)
+    if status != 0:
+        raise MemoryError(f"{SOURCE.name}: could not allocate the per-thread buffers ({threads} threads, {n} examples "
+                          f"of {d} features)")
     return [w1, b1, np.ascontiguousarray(w2t.transpose(0, 2, 1)), b2]

@@ -19,7 +19,8 @@ from tmi_nlp.config import AttackArguments
 def mlp_settings(args: AttackArguments, batch_size: int | None = None) -> MLPSettings:
     return MLPSettings(hidden_size=args.hidden_size, epochs=args.epochs, learning_rate=args.learning_rate,
                        weight_decay=args.weight_decay, dropout=args.dropout,
-                       batch_size=batch_size or args.batch_size, class_balanced=args.class_balanced)
+                       batch_size=batch_size or args.batch_size, class_balanced=args.class_balanced,
+                       backend=args.backend)
 
 
 def _training_groups(roles: Roles) -> tuple[Roles, np.ndarray]:
@@ -91,8 +92,10 @@ def _per_point_sklearn(name: str):
     return attack
 
 
-for _name in ("logistic", "knn", "svm", "sklearn_mlp"):
-    register(_name)(_per_point_sklearn(_name))
+register("logistic")(_per_point_sklearn("logistic"))
+register("knn")(_per_point_sklearn("knn"))
+register("svm")(_per_point_sklearn("svm"))
+register("sklearn_mlp")(_per_point_sklearn("sklearn_mlp"))
 
 
 def centred_features(feats: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,

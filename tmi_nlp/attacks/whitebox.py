@@ -13,7 +13,7 @@ from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import AttackArguments
 
 
-@register("mlm_loss_lira", family="white-box", signal="mlm_loss")
+@register("mlm_loss_lira", family="white-box", reads="mlm_loss")
 def mlm_loss_lira(losses: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                   roles: Roles) -> np.ndarray:
     """Online LiRA with per-point variance on minus the pretrained masked-LM loss [N, K]."""

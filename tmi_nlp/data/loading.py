@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 
 from tmi_nlp.config import DataArguments
+from tmi_nlp.data.plan import Plan
 from tmi_nlp.data.synthetic import LABEL_NAMES, synthetic_downstream, synthetic_pool
 
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
@@ -14,6 +15,10 @@ _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".
 
 class DataError(ValueError):
     """A dataset lacks a named column, has empty texts or bad labels, or is too small."""
+
+
+class DataNotFound(DataError):
+    """A named dataset (file, Hub id, or the victims' run folder) cannot be found or loaded from here."""
 
 
 @dataclass
@@ -53,11 +58,11 @@ def load_text_dataset(spec: str, split: str, field_name: str):
         return concatenate_datasets([p.select_columns(common) for p in parts])
     if any(Path(f).suffix.lower() in _BUILDERS for f in files):
         missing = [f for f in files if not Path(f).exists()]
-        raise DataError(f"data.{field_name} = {spec!r}: file(s) not found: {missing}")
+        raise DataNotFound(f"data.{field_name} = {spec!r}: file(s) not found: {missing}")
     try:
         return load_dataset(spec, split=split)
     except Exception as err:  # datasets raises many types; name the field either way
-        raise DataError(f"data.{field_name} = {spec!r}: could not load split {split!r} ({err})") from err
+        raise DataNotFound(f"data.{field_name} = {spec!r}: could not load split {split!r} ({err})") from err
 
 
 def _column(dataset, column: str, field_name: str, spec: str) -> list:
@@ -111,11 +116,9 @@ def _known_pool(args: DataArguments, seed: int) -> tuple[list[str], int]:
     """The adversary's pool under partial knowledge: the known share of the victims' pool (their
     challenge points first, so that as many as possible can be attacked), then other texts of the
     pool source (none from the victims' pool)."""
-    from tmi_nlp.data.plan import Plan
-
     plan_dir = Path(args.known_pool_of) / "plan"
     if not Plan.exists(plan_dir):
-        raise DataError(f"data.known_pool_of = {args.known_pool_of!r}: expected a run folder with a plan "
+        raise DataNotFound(f"data.known_pool_of = {args.known_pool_of!r}: expected a run folder with a plan "
                         f"(run `tmi-nlp prepare` on the victims' recipe first)")
     victims = Plan.load(plan_dir)
     num_known = round(args.known_fraction * len(victims.pool))

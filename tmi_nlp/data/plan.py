@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from tmi_nlp.store import atomic_save_npy, atomic_write_json
+from tmi_nlp.atomic import atomic_save_npy, atomic_write_json
 
 
 def text_hash(texts: list[str]) -> str:

@@ -9,10 +9,10 @@ import torch.nn.functional as F
 from transformers import BertConfig, BertForMaskedLM, DataCollatorForLanguageModeling, PreTrainedTokenizerBase, set_seed
 from transformers.modeling_outputs import MaskedLMOutput
 
+from tmi_nlp.atomic import atomic_dir
 from tmi_nlp.callbacks import pad_batch
 from tmi_nlp.config import ModelArguments, PretrainArguments
 from tmi_nlp.models.training import quiet_trainer, training_arguments
-from tmi_nlp.store import atomic_dir
 
 
 class BertForMaskedLMSparse(BertForMaskedLM):
@@ -60,7 +60,7 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
     with atomic_dir(output) as tmp:
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay,
-                                   warmup=args.warmup_ratio, bf16=args.bf16, seed=seed)
+                                   warmup_ratio=args.warmup_ratio, bf16=args.bf16, seed=seed, trainer=args.trainer)
         trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)

@@ -3,6 +3,9 @@
 A method turns a pretrained masked-LM checkpoint into a classifier ready to train
 (`build`) and reloads a saved one (`load`); the Trainer loop, the query callback and the
 saving are shared (`finetune_model`), so everything after finetuning is the same for all.
+As in peft, a method owns its options: a dataclass registered with it (`options_class`), read
+from the recipe's `finetune.options.<method>`. A new method is one new module; config.py does
+not change.
 """
 
 import dataclasses
@@ -10,15 +13,16 @@ import json
 import os
 import shutil
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, Trainer, set_seed
 
+from tmi_nlp.atomic import atomic_dir, atomic_link, atomic_write_json
 from tmi_nlp.callbacks import QueryCallback, predict_proba
-from tmi_nlp.config import FinetuneArguments, QueryArguments
+from tmi_nlp.config import FinetuneArguments, QueryArguments, RecipeError, parse_dataclass
 from tmi_nlp.models.training import quiet_trainer, training_arguments
-from tmi_nlp.store import atomic_dir, atomic_link, atomic_write_json
 
 QUERIES = "queries.npy"
 
@@ -27,6 +31,18 @@ class FinetuneMethod:
     """Interface of a finetuning method (see `full.py` for the smallest one)."""
 
     name: str = ""
+    options_class: type | None = None  # a dataclass of the method's own options, or None
+
+    def options(self, args: FinetuneArguments) -> Any:
+        """This method's options from `finetune.options.<name>`, defaults filled in and checked."""
+        return parse_dataclass(self.options_class, args.options.get(self.name), f"finetune.options.{self.name}")
+
+    def uses(self, args: FinetuneArguments) -> list[str]:
+        """The methods whose options this one reads (DP reads those of the parameters it trains)."""
+        return [self.name]
+
+    def check(self, args: FinetuneArguments) -> None:
+        """Checks across sections, before anything trains (raise `RecipeError`)."""
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
@@ -56,8 +72,27 @@ def register(cls: type[FinetuneMethod]) -> type[FinetuneMethod]:
 
 def get_method(name: str) -> FinetuneMethod:
     if name not in FINETUNE_METHODS:
-        raise KeyError(f"finetune.method = {name!r}: expected one of {sorted(FINETUNE_METHODS)}")
+        raise RecipeError(f"finetune.method = {name!r}: expected one of {sorted(FINETUNE_METHODS)}")
     return FINETUNE_METHODS[name]()
+
+
+def resolve_options(args: FinetuneArguments) -> dict[str, dict]:
+    """`finetune.options` with every option of the methods the recipe uses (and only those), checked."""
+    method = get_method(args.method)
+    used = method.uses(args)
+    unused = sorted(set(args.options) - set(used))
+    if unused:
+        raise RecipeError(f"finetune.options.{unused[0]}: method {args.method!r} does not use it; expected options "
+                          f"only for {used}")
+    resolved = {}
+    for name in used:
+        used_method = get_method(name)
+        if used_method.options_class is not None:
+            resolved[name] = dataclasses.asdict(used_method.options(args))
+        elif args.options.get(name):
+            raise RecipeError(f"finetune.options.{name} = {args.options[name]!r}: method {name!r} has no options")
+    method.check(args)
+    return resolved
 
 
 def load_finetuned(path: str | Path) -> torch.nn.Module:
@@ -89,14 +124,14 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
     with atomic_dir(output) as tmp:
         # The query tensor is written inside the finetuned folder, so that the model and its queries
         # appear together in one rename; `queries_path` is then linked to it.
-        callback = QueryCallback(challenge_ids, tmp / QUERIES, num_queries=query.num_augmentations,
+        callback = QueryCallback(challenge_ids, tmp / QUERIES, num_queries=query.num_queries,
                                  augmentation=query.augmentation, rate=query.rate,
                                  include_original=query.include_original, seed=(seed, 3, model_index),
                                  tokenizer=tokenizer, batch_size=query.batch_size)
         dataset = [{"input_ids": ids, "labels": y} for ids, y in zip(train_ids, train_labels, strict=True)]
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
-                                   batch_size=args.batch_size, weight_decay=args.weight_decay, warmup=0.0,
-                                   bf16=args.bf16, seed=seed)
+                                   batch_size=args.batch_size, weight_decay=args.weight_decay, warmup_ratio=0.0,
+                                   bf16=args.bf16, seed=seed, trainer=args.trainer)
         trainer = method.trainer(model, targs, dataset, tokenizer, [callback], args, seed)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)

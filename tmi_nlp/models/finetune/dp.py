@@ -5,7 +5,7 @@ and Gaussian noise) and its data loader (Poisson sampling, which the accountant 
 `PrivacyAccountingCallback` steps the RDP accountant after every optimizer step, clears the
 per-example gradients and stops training before the budget would be exceeded.
 The noise multiplier is chosen so that the planned number of steps spends exactly
-(`dp_epsilon`, `dp_delta`); the epsilon actually spent is recorded in the model's metrics.
+(`epsilon`, `delta`); the epsilon actually spent is recorded in the model's metrics.
 
 BERT's embeddings default to (1, L) position and token-type ids, which break per-example
 gradients of those embeddings; `ExplicitIdsCollator` passes both as (B, L) tensors.
@@ -14,6 +14,7 @@ gradients of those embeddings; `ExplicitIdsCollator` passes both as (B, L) tenso
 import dataclasses
 import json
 import math
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -27,9 +28,25 @@ from opacus.optimizers import DPOptimizer
 from torch.utils.data import DataLoader
 from transformers import DataCollatorWithPadding, PreTrainedTokenizerBase, Trainer, TrainerCallback
 
-from tmi_nlp.config import FinetuneArguments
-from tmi_nlp.models.finetune import FinetuneMethod, get_method, register
+from tmi_nlp.config import FinetuneArguments, require
+from tmi_nlp.models.finetune import FINETUNE_METHODS, FinetuneMethod, get_method, register
 from tmi_nlp.models.training import quiet_trainer
+
+
+@dataclass
+class DPOptions:
+    parameters: str = field(default="linear", metadata={
+        "help": "Which parameters train under DP-SGD, as in the method of that name: full, linear or lora (its "
+                "options then apply too)."})
+    epsilon: float = field(default=8.0, metadata={"help": "Target epsilon, spent by the last step."})
+    delta: float = field(default=1e-5, metadata={"help": "Target delta."})
+    max_grad_norm: float = field(default=1.0, metadata={"help": "Per-example gradient clipping norm."})
+
+    def __post_init__(self) -> None:
+        s = "finetune.options.dp"
+        require(self.epsilon > 0, s, "epsilon", self.epsilon, "a number > 0")
+        require(0 < self.delta < 1, s, "delta", self.delta, "a number in (0, 1)")
+        require(self.max_grad_norm > 0, s, "max_grad_norm", self.max_grad_norm, "a number > 0")
 
 # Opacus's default RDP orders stop at 63; few, large-sample-rate steps (tiny datasets) need higher
 # orders for a tight bound, so the range is extended (the bound is valid for any set of orders).
@@ -130,24 +147,39 @@ class DPTrainer(Trainer):
 @register
 class DPFinetune(FinetuneMethod):
     name = "dp"
+    options_class = DPOptions
+
+    def uses(self, args: FinetuneArguments) -> list[str]:
+        return [self.name, self.options(args).parameters]
+
+    def check(self, args: FinetuneArguments) -> None:
+        parameters = self.options(args).parameters
+        others = sorted(set(FINETUNE_METHODS) - {self.name})
+        require(parameters in others, "finetune.options.dp", "parameters", parameters, f"one of {others}")
+        # Poisson sampling: a batch is empty with probability exp(-batch_size) per step.
+        require(args.batch_size >= 16, "finetune", "batch_size", args.batch_size,
+                "an integer >= 16 with method 'dp' (Poisson batches of a smaller mean can be empty)")
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
-        return get_method(args.dp_parameters).build(pretrained, num_labels, train_ids, tokenizer, args)
+        return get_method(self.options(args).parameters).build(pretrained, num_labels, train_ids, tokenizer, args)
 
     def load(self, finetuned: Path) -> torch.nn.Module:
-        info = json.loads((finetuned / "method.json").read_text())
-        return get_method(info["finetune"]["dp_parameters"]).load(finetuned)
+        stored = json.loads((finetuned / "method.json").read_text())["finetune"]
+        # Models finetuned before the options moved (finetune.options.dp) stored dp_parameters.
+        parameters = stored["options"]["dp"]["parameters"] if "options" in stored else stored["dp_parameters"]
+        return get_method(parameters).load(finetuned)
 
     def trainer(self, model: torch.nn.Module, training_args, dataset: list[dict], tokenizer: PreTrainedTokenizerBase,
                 callbacks: list, args: FinetuneArguments, seed: int) -> Trainer:
         # Trainer's own clipping would act on the noised mean gradient; opacus clips per example.
+        options = self.options(args)
         training_args = dataclasses.replace(training_args, max_grad_norm=0.0, remove_unused_columns=False,
                                             bf16=False)  # per-example gradients in fp32
         return quiet_trainer(trainer_class=DPTrainer, model=model, args=training_args, train_dataset=dataset,
                              callbacks=callbacks, data_collator=ExplicitIdsCollator(tokenizer),
-                             target_epsilon=args.dp_epsilon, target_delta=args.dp_delta,
-                             max_grad_norm=args.dp_max_grad_norm, sampling_seed=seed)
+                             target_epsilon=options.epsilon, target_delta=options.delta,
+                             max_grad_norm=options.max_grad_norm, sampling_seed=seed)
 
     def training_metrics(self, trainer: Trainer) -> dict:
         return trainer.privacy_metrics()

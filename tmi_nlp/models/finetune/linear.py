@@ -6,6 +6,7 @@ training set's mean and standard deviation (without it the head barely learned i
 The encoder runs without dropout: it is frozen, so its features are deterministic.
 """
 
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -14,8 +15,18 @@ from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedT
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tmi_nlp.callbacks import pad_batch
-from tmi_nlp.config import FinetuneArguments
+from tmi_nlp.config import FinetuneArguments, require
 from tmi_nlp.models.finetune import FinetuneMethod, register
+
+
+@dataclass
+class LinearOptions:
+    pooling: str = field(default="cls", metadata={
+        "help": "What the head reads: the [CLS] state ('cls') or the mean token state ('mean')."})
+
+    def __post_init__(self) -> None:
+        require(self.pooling in ("cls", "mean"), "finetune.options.linear", "pooling", self.pooling,
+                "'cls' or 'mean'")
 
 
 class BertLinearProbe(BertPreTrainedModel):
@@ -60,12 +71,13 @@ class BertLinearProbe(BertPreTrainedModel):
 @register
 class LinearProbe(FinetuneMethod):
     name = "linear"
+    options_class = LinearOptions
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
         config = BertConfig.from_pretrained(pretrained, num_labels=num_labels, hidden_dropout_prob=0.0,
                                             attention_probs_dropout_prob=0.0)
-        config.probe_pooling = args.pooling
+        config.probe_pooling = self.options(args).pooling
         model = BertLinearProbe.from_pretrained(pretrained, config=config, use_safetensors=True)
         model.bert.requires_grad_(False)  # again: loading may reset requires_grad
         model.fit_standardisation(train_ids, tokenizer.pad_token_id)

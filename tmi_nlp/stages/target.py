@@ -3,9 +3,11 @@
 The zoo is a finished run whose challenge points are the candidates (`data.challenge`) and whose
 shadows were trained to mimic the target (same kind of pretraining data, downstream task and
 finetuning). The target is queried on the same kind of augmentations as the shadows, then
-stacked as an extra model N after the N shadows: under leave-one-out its attack is trained on
-exactly the N shadows with their true labels. The decision threshold at a chosen false-positive
-rate comes from the shadows' own leave-one-out scores of non-members.
+stacked as row N after the N shadows, which attack it with separate roles: every attack is
+trained on exactly the N shadows with their true labels, and the target's label row is never
+read. The decision threshold at a chosen false-positive rate comes from the shadows' own
+leave-one-out scores of non-members. Each attack's scores are kept under targets/<name>/<attack>/
+(a rerun skips them, unless the target answered differently).
 
     predict = load_target("path/or/hub-id")        # or any callable: list[str] -> probabilities [n, C]
     result = attack_target(recipe, predict, fpr=0.01)
@@ -13,22 +15,29 @@ rate comes from the shadows' own leave-one-out scores of non-members.
 
 import csv
 import io
+import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
+import torch
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+from tmi_nlp.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
+from tmi_nlp.attacks import READS
+from tmi_nlp.attacks.features import Roles
+from tmi_nlp.callbacks import query_ids
 from tmi_nlp.config import Recipe
-from tmi_nlp.store import RunDir, atomic_save_npy, atomic_write_json, atomic_write_text
+from tmi_nlp.models.tokenizer import load_tokenizer
+from tmi_nlp.stages.attack import attack, attack_loop
+from tmi_nlp.stages.prepare import open_run
+from tmi_nlp.store import QUERIES, RunDir
 
 Predict = Callable[[list[str]], np.ndarray]
 
 
 def load_target(spec: str, batch_size: int = 64) -> Predict:
     """A Hugging Face sequence classifier (local folder or Hub id; safetensors, no remote code) as a function."""
-    import torch
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
     tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
     model = AutoModelForSequenceClassification.from_pretrained(spec, trust_remote_code=False,
                                                                use_safetensors=True).eval()
@@ -46,33 +55,23 @@ def load_target(spec: str, batch_size: int = 64) -> Predict:
 
 def query_texts(run: RunDir, recipe: Recipe, seed: tuple[int, ...]) -> list[str]:
     """The A augmented queries of every challenge point, as text (the target has its own tokenizer)."""
-    import json
-
-    from tmi_nlp.callbacks import query_ids
-    from tmi_nlp.pipeline import load_run_tokenizer
-
-    tokenizer = load_run_tokenizer(run)
-    tokens = json.loads((run.data / "tokens.json").read_text())
+    tokenizer = load_tokenizer(run.tokenizer)
     q = recipe.query
-    ids = query_ids(tokens["challenge"], tokenizer, num_queries=q.num_augmentations, augmentation=q.augmentation,
+    ids = query_ids(run.tokens()["challenge"], tokenizer, num_queries=q.num_queries, augmentation=q.augmentation,
                     rate=q.rate, include_original=q.include_original, seed=seed)
     return tokenizer.batch_decode(ids, skip_special_tokens=True)
 
 
 def attack_target(recipe: Recipe, predict: Predict, name: str = "target", fpr: float = 0.01,
                   attacks: list[str] | None = None) -> dict:
-    """Scores and decisions for every candidate; writes targets/<name>/{queries.npy,scores.csv,result.json}."""
-    from tmi_nlp.attacks import SIGNALS, run_attack
-    from tmi_nlp.attacks.features import Roles
-    from tmi_nlp.data.plan import Plan
-    from tmi_nlp.pipeline import attack, load_queries
-
+    """Scores and decisions for every candidate; writes targets/<name>/{queries.npy,scores.csv,result.json} and
+    targets/<name>/<attack>/scores.npy."""
     if not 0 < fpr < 1:
         raise ValueError(f"fpr = {fpr!r}: expected a number in (0, 1)")
-    run = RunDir(recipe.run_dir)
-    plan = Plan.load(run.plan)
+    run, recipe = open_run(recipe)
+    plan = run.load_plan()
     n = recipe.run.num_models
-    shadow_queries = load_queries(run, n)
+    shadow_queries = run.stacked(QUERIES, n)
     k, a, c = shadow_queries.shape[1:]
     out = run.root / "targets" / name
     texts = query_texts(run, recipe, seed=(recipe.run.seed, 9, n))
@@ -80,17 +79,20 @@ def attack_target(recipe: Recipe, predict: Predict, name: str = "target", fpr: f
     if probs.shape != (k * a, c):
         raise ValueError(f"target {name!r}: returned probabilities of shape {probs.shape}; expected ({k * a}, {c}) "
                          f"({k} candidates x {a} queries, {c} classes like the shadows)")
+    if (out / "queries.npy").exists() and not np.array_equal(np.load(out / "queries.npy"), probs.reshape(k, a, c)):
+        for stale in out.iterdir():  # another model under the same name: its scores are recomputed
+            if stale.is_dir():
+                shutil.rmtree(stale)
     atomic_save_npy(out / "queries.npy", probs.reshape(k, a, c))
     queries = np.concatenate([shadow_queries, probs.reshape(1, k, a, c)])
     # The shadows attack the target (separate roles): its label row is never read; any value will do.
     labels = np.concatenate([plan.labels(), np.zeros((1, k), bool)])
-    roles = Roles.separate(n, 1)
     shadow_results = attack(recipe)  # the shadows' own leave-one-out scores calibrate the thresholds
-    names = [x for x in (attacks or [*recipe.attack.metaclassifiers, *recipe.attack.baselines])
-             if SIGNALS[x] == "queries"]
+    names = [x for x in (attacks or recipe.attack.names) if READS[x] == QUERIES]
+    attack_loop(out, names, lambda reads: queries, labels, Roles.separate(n, 1), recipe, grade=False)
     columns, result = {}, {"target": name, "fpr": fpr, "attacks": {}}
     for attack_name in names:
-        score = run_attack(attack_name, queries, labels, recipe.attack, recipe.run.seed, roles)[0]
+        score = np.load(out / attack_name / "scores.npy")[0]
         shadow_scores = np.load(run.attack(attack_name) / "scores.npy")
         threshold = float(np.quantile(shadow_scores[~plan.labels()], 1 - fpr))
         columns[attack_name] = score

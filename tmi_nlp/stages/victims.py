@@ -9,14 +9,17 @@ every attack, and the victims' labels only grade it.
 
 import hashlib
 import json
-import time
 from pathlib import Path
 
 import numpy as np
 
+from tmi_nlp.atomic import atomic_write_json
+from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.plan import Plan, text_hash
-from tmi_nlp.store import RunDir, atomic_write_json
+from tmi_nlp.stages.attack import attack_loop
+from tmi_nlp.stages.prepare import open_run
+from tmi_nlp.store import RunDir
 
 
 def shared_points(shadows: Plan, victims: Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -54,15 +57,12 @@ def attack_victims(recipe: Recipe, victims_folder: str | Path, names: list[str] 
     Writes victims/<victims' run name>/<attack>/{scores,labels}.npy and metrics.json (resumable),
     and victims/<name>/victims.json saying which zoo and points were attacked.
     """
-    from tmi_nlp.attacks import SIGNALS, run_attack
-    from tmi_nlp.attacks.features import Roles
-    from tmi_nlp.pipeline import load_signal, recipe_of_run, save_attack
-
-    run, victims_recipe = RunDir(recipe.run_dir), recipe_of_run(victims_folder)
-    victim_run = RunDir(victims_recipe.run_dir)
+    run, recipe = open_run(recipe)
+    victim_run = RunDir(victims_folder)
+    victims_recipe = victim_run.recipe()
     if run.root.resolve() == victim_run.root.resolve():
         raise RecipeError(f"victims {victim_run.root}: the run's own models; use `tmi-nlp attack` (leave-one-out)")
-    plan, victim_plan = Plan.load(run.plan), Plan.load(victim_run.plan)
+    plan, victim_plan = run.load_plan(), victim_run.load_plan()
     cols, victim_cols = shared_points(plan, victim_plan)
     if not len(cols):
         raise RecipeError(f"victims {victim_run.root}: no challenge text in common with {run.root}; expected the "
@@ -81,23 +81,12 @@ def attack_victims(recipe: Recipe, victims_folder: str | Path, names: list[str] 
         _refuse_shared_models(run, ns, victim_run, nv)
         atomic_write_json(out / "victims.json", record)
     labels = np.concatenate([plan.labels()[:, cols], victim_plan.labels()[:, victim_cols]])
-    roles = Roles.separate(ns, nv)
-    signals: dict[str, np.ndarray] = {}
-    results = {}
-    for name in names or [*recipe.attack.metaclassifiers, *recipe.attack.baselines]:
-        if (out / name / "metrics.json").exists():
-            results[name] = json.loads((out / name / "metrics.json").read_text())
-            continue
-        kind = SIGNALS[name]
-        if kind not in signals:
-            ours = load_signal(run, ns, kind)[:, cols]
-            theirs = load_signal(victim_run, nv, kind)[:, victim_cols]
-            if ours.shape[2:] != theirs.shape[2:]:
-                raise RecipeError(f"victims {victim_run.root}: {kind} of shape {theirs.shape[2:]} per point; the "
-                                  f"shadows' are {ours.shape[2:]} (expected the same queries per point and classes)")
-            signals[kind] = np.concatenate([ours, theirs])
-        start = time.perf_counter()
-        scores = run_attack(name, signals[kind], labels, recipe.attack, recipe.run.seed, roles)
-        results[name] = save_attack(out / name, name, scores, labels[roles.victims], recipe,
-                                    time.perf_counter() - start)
-    return results
+
+    def read(kind: str) -> np.ndarray:
+        ours, theirs = run.stacked(kind, ns)[:, cols], victim_run.stacked(kind, nv)[:, victim_cols]
+        if ours.shape[2:] != theirs.shape[2:]:
+            raise RecipeError(f"victims {victim_run.root}: {kind} of shape {theirs.shape[2:]} per point; the "
+                              f"shadows' are {ours.shape[2:]} (expected the same queries per point and classes)")
+        return np.concatenate([ours, theirs])
+
+    return attack_loop(out, names or recipe.attack.names, read, labels, Roles.separate(ns, nv), recipe)

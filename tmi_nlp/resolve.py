@@ -1,0 +1,32 @@
+"""The edge: a recipe's names checked against the registries, and its methods' options filled in.
+
+config.py checks what a recipe can check on its own (keys, types, ranges). What refers to a
+registry is checked here, in one place, by the CLI, the API and the prepare stage: the
+finetuning method and its options (each method's module defines them), the attacks, the
+augmentation, and the `trainer` mappings (fields of transformers' `TrainingArguments`).
+"""
+
+import dataclasses
+
+from tmi_nlp.attacks import ATTACKS
+from tmi_nlp.config import Recipe, require
+from tmi_nlp.data.augment import AUGMENTATIONS
+from tmi_nlp.models.finetune import resolve_options
+from tmi_nlp.models.training import check_trainer_fields
+
+
+def resolve(recipe: Recipe) -> Recipe:
+    """The recipe as it will run: every registered name checked, every option of the methods it uses filled in.
+
+    Idempotent; raises `RecipeError` naming the field, the value and what was expected.
+    """
+    a = recipe.attack
+    for field_name in ("metaclassifiers", "baselines"):
+        for name in getattr(a, field_name):
+            require(name in ATTACKS, "attack", field_name, name, f"names from {sorted(ATTACKS)}")
+    require(recipe.query.augmentation in AUGMENTATIONS, "query", "augmentation", recipe.query.augmentation,
+            f"one of {sorted(AUGMENTATIONS)}")
+    check_trainer_fields(recipe.pretrain.trainer, "pretrain")
+    check_trainer_fields(recipe.finetune.trainer, "finetune")
+    finetune = dataclasses.replace(recipe.finetune, options=resolve_options(recipe.finetune))
+    return dataclasses.replace(recipe, finetune=finetune)

@@ -1,0 +1,19 @@
+"""The TMI stages, one module each, linked only by files in the run folder (`tmi_nlp.store.RunDir`).
+
+    prepare  reads the raw data (the only stage that does)  -> config.yaml, plan/, tokenizer/, data/
+    train    pretrain, signals, finetune, per model         -> models/<i>/
+    attack   every attack; victims.py and target.py use the same loop with other roles
+                                                            -> attacks/, victims/, targets/
+    report   tables and figures                             -> report/
+    compare  a table and an overlaid ROC across finished runs
+"""
+
+from tmi_nlp.config import Recipe
+from tmi_nlp.stages import prepare, report, train
+
+
+def run_all(recipe: Recipe, progress: bool = True) -> dict:
+    """Every stage in order, skipping finished work; returns the report's summary."""
+    prepare.prepare(recipe)
+    train.train_models(recipe, progress=progress)
+    return report.report(recipe)
