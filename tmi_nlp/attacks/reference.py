@@ -1,7 +1,9 @@
 """Slow, obvious reference of the TMI metaclassifier: one `nn.Sequential` per (victim, point).
 
 Used by the tests (the batched code must match it) and by the benchmark (the speed-up is
-measured against it). It follows DESIGN.md step 5 line by line, with `torch.nn` modules.
+measured against it). It follows the recipe step by step (phi, L2 clip at 1, C->64->2 MLP with ReLU and
+dropout 0.5, class-weighted cross entropy, Adam 5e-3, 20 epochs, batch 64; score = mean P(IN) over the
+victim's A queries), with `torch.nn` modules.
 """
 
 import numpy as np
