@@ -34,7 +34,7 @@ model_args = ModelArguments(hidden_size=cfg["hidden"], num_hidden_layers=cfg["la
 cls = BertForMaskedLMSparse if cfg["sparse"] else BertForMaskedLM
 model = cls(bert_config(model_args, tok))
 args = training_arguments("/tmp/bench-pretrain", epochs=1, learning_rate=1e-3, batch_size=32, weight_decay=0.01,
-                          warmup=0.0, bf16=cfg["bf16"], seed=0, max_steps=cfg["steps"])
+                          warmup_ratio=0.0, bf16=cfg["bf16"], seed=0, trainer={"max_steps": cfg["steps"]})
 trainer = quiet_trainer(model=model, args=args, train_dataset=[{"input_ids": x} for x in ids],
                         data_collator=DataCollatorForLanguageModeling(tok, mlm_probability=0.15))
 start = time.perf_counter()

@@ -5,6 +5,7 @@ Every artifact is written to a temporary sibling and renamed into place; a folde
 artifact, and "does the final path exist" is the only test a stage needs to skip work.
 """
 
+import fcntl
 import json
 import os
 import shutil
@@ -126,3 +127,14 @@ def require_free_space(folder: str | Path, needed_bytes: int, what: str) -> None
     if free < needed_bytes:
         raise DiskSpaceError(f"{folder}: {what} needs about {needed_bytes / 2**20:,.0f} MiB but the disk has "
                              f"{free / 2**20:,.0f} MiB free; free some space or set run.output_dir elsewhere")
+
+
+@contextmanager
+def file_lock(path: str | Path) -> Iterator[None]:
+    """An exclusive lock on `path` (created if needed) for the duration; the OS releases it if the process dies,
+    so a killed holder never leaves it stuck."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        yield

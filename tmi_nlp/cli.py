@@ -2,6 +2,7 @@
 
     tmi-nlp run RECIPE.yaml [--set section.key=value ...]   every stage, skipping finished work
     tmi-nlp demo [--set ...]                                the default recipe (built-in data)
+    tmi-nlp base RECIPE.yaml                                train (once) the public base encoder of base.corpus
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
     tmi-nlp attack RUN_FOLDER --victims OTHER_RUN           this run's models attack another run's
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
@@ -25,13 +26,14 @@ from tmi_nlp.launch import LaunchError, run_launched, take_launch_context
 from tmi_nlp.report import summary_table
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import attack, prepare, report, run_all, train
+from tmi_nlp.stages.base import base_info, build_base
 from tmi_nlp.stages.compare import compare
 from tmi_nlp.stages.target import attack_target, load_target
 from tmi_nlp.stages.train import WorkerError
 from tmi_nlp.stages.victims import attack_victims
 from tmi_nlp.store import RunDir
 
-STAGES = ("prepare", "pretrain", "finetune", "attack", "report", "run", "check")
+STAGES = ("base", "prepare", "pretrain", "finetune", "attack", "report", "run", "check")
 
 
 def _recipe(args: argparse.Namespace) -> Recipe:
@@ -57,9 +59,20 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
     print(f"report: {folder / 'report.html'}   metrics: {folder / 'metrics.json'}")
 
 
+def _print_base(recipe: Recipe) -> None:
+    if not recipe.base.corpus:
+        raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
+    folder = build_base(recipe)
+    info = base_info(folder)
+    print(f"base encoder: {folder}\n  {info['parameters']:,} parameters, {info['tokens_seen']:,} tokens seen "
+          f"({info['train_texts']} texts x {recipe.base.epochs:g} epochs) in {info['seconds']:.0f} s "
+          f"({info['tokens_per_s']:,.0f} tokens/s)\n  held-out masked-LM loss {info['heldout_mlm_loss']:.3f} "
+          f"on {info['heldout_texts']} texts")
+
+
 def _check(recipe: Recipe, name: str) -> None:
     """Validate the recipe and its data without writing; compare the data with a prepared run folder's."""
-    *_, fingerprint = prepare.load_data(recipe)
+    fingerprint = prepare.load_data(recipe).fingerprint
     run = RunDir(recipe.run_dir)
     if run.prepared:
         prepare.check_fingerprint(run, fingerprint)
@@ -118,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         if args.command == "check":
             _check(recipe, args.recipe)
+            return 0
+        if args.command == "base":
+            _print_base(recipe)
             return 0
         if args.command in ("run", "demo"):
             if world > 1:

@@ -1,6 +1,6 @@
 """Recipe: one plain dataclass per stage, read from a YAML file of sections.
 
-A recipe is a YAML mapping of sections (`run`, `data`, `tokenizer`, `model`, `pretrain`,
+A recipe is a YAML mapping of sections (`run`, `data`, `base`, `tokenizer`, `model`, `pretrain`,
 `finetune`, `query`, `attack`); each section maps onto one dataclass below. Every default is
 the demo's value, so `recipes/demo.yaml` and `Recipe()` describe the same run (a test holds
 them equal). Keys, types and ranges are checked here, before anything trains: an unknown key, a
@@ -108,6 +108,48 @@ class DataArguments:
 
 
 @dataclass
+class BaseArguments:
+    corpus: str = field(default="", metadata={
+        "help": "Public text the base encoder is pretrained on, once, before any shadow: local file(s) as for "
+                "data.pool, or a Hub id. Shadows and victims then continue pretraining from it on their half of "
+                "the private pool (the domain-adaptation threat), and its texts are their public background "
+                "(pretrain.private_share). It must share no text with the pool (checked). '': no base, every "
+                "model is pretrained from scratch (or from model.init_from)."})
+    text_column: str = field(default="text", metadata={"help": "Text column of the corpus."})
+    split: str = field(default="train", metadata={"help": "Split of the corpus."})
+    chunk_words: int = field(default=40, metadata={"help": "Split corpus texts into chunks of this many words."})
+    max_texts: int = field(default=0, metadata={"help": "Use at most this many chunks (0: all of them)."})
+    heldout_texts: int = field(default=500, metadata={
+        "help": "Chunks kept out of training: the base's held-out masked-LM loss is measured on them."})
+    epochs: float = field(default=1.0, metadata={"help": "Masked-LM epochs over the corpus."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (linear decay)."})
+    batch_size: int = field(default=64, metadata={"help": "Texts per batch."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    bf16: bool = field(default=True, metadata={"help": "bf16 autocast where the hardware supports it."})
+    seed: int = field(default=0, metadata={"help": "Seed of the base (not run.seed: runs of any seed share it)."})
+    cache_dir: str = field(default="", metadata={
+        "help": "Where bases are stored, one folder per content hash of (corpus texts, model sizes, "
+                "vocabulary, these settings): a base is trained once and reused by every run that asks for it. "
+                "'': <run.output_dir>/bases."})
+    trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": "Any other TrainingArguments field."})
+
+    def __post_init__(self) -> None:
+        s = "base"
+        require(self.chunk_words >= 0, s, "chunk_words", self.chunk_words, "an integer >= 0")
+        require(self.max_texts >= 0, s, "max_texts", self.max_texts, "an integer >= 0")
+        require(self.heldout_texts >= 1, s, "heldout_texts", self.heldout_texts, "an integer >= 1")
+        require(0 < self.epochs < float("inf"), s, "epochs", self.epochs, "a finite number > 0")
+        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
+        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability, "a number in (0, 1)")
+        require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        require(bool(self.text_column), s, "text_column", self.text_column, "a non-empty string")
+
+
+@dataclass
 class TokenizerArguments:
     path: str = field(default="", metadata={"help": "Load this tokenizer instead of training one."})
     vocab_size: int = field(default=4000, metadata={"help": "WordPiece vocabulary size when training."})
@@ -144,7 +186,13 @@ TRAINER_HELP = ("Any other field of transformers.TrainingArguments, passed to th
 
 @dataclass
 class PretrainArguments:
-    epochs: float = field(default=40.0, metadata={"help": "Masked-LM epochs over the model's half pool."})
+    epochs: float = field(default=40.0, metadata={
+        "help": "The dose: passes over the model's half of the private pool (each private text is seen this many "
+                "times)."})
+    private_share: float = field(default=1.0, metadata={
+        "help": "Share of the texts a model pretrains on that come from its private half pool; the rest are "
+                "public background texts of base.corpus, fresh ones on each pass (needs a base). 1.0: the private "
+                "texts only, for `epochs` Trainer epochs."})
     learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (linear decay)."})
     batch_size: int = field(default=32, metadata={"help": "Texts per batch."})
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
@@ -156,6 +204,7 @@ class PretrainArguments:
     def __post_init__(self) -> None:
         s = "pretrain"
         require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
+        require(0 < self.private_share <= 1, s, "private_share", self.private_share, "a number in (0, 1]")
         require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
         require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
         require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability,
@@ -264,6 +313,7 @@ class AttackArguments:
 SECTIONS: dict[str, type] = {
     "run": RunArguments,
     "data": DataArguments,
+    "base": BaseArguments,
     "tokenizer": TokenizerArguments,
     "model": ModelArguments,
     "pretrain": PretrainArguments,
@@ -277,6 +327,7 @@ SECTIONS: dict[str, type] = {
 class Recipe:
     run: RunArguments = field(default_factory=RunArguments)
     data: DataArguments = field(default_factory=DataArguments)
+    base: BaseArguments = field(default_factory=BaseArguments)
     tokenizer: TokenizerArguments = field(default_factory=TokenizerArguments)
     model: ModelArguments = field(default_factory=ModelArguments)
     pretrain: PretrainArguments = field(default_factory=PretrainArguments)
@@ -287,6 +338,12 @@ class Recipe:
     def __post_init__(self) -> None:
         require(self.run.num_points <= self.data.pool_size, "run", "num_points", self.run.num_points,
                  f"at most data.pool_size ({self.data.pool_size})")
+        require(not (self.base.corpus and self.model.init_from), "model", "init_from", self.model.init_from,
+                "'' when base.corpus is set (the run continues from one or the other)")
+        require(self.pretrain.private_share == 1 or bool(self.base.corpus), "pretrain", "private_share",
+                self.pretrain.private_share, "1.0 unless base.corpus is set (the background texts come from it)")
+        require(not (self.base.corpus and self.tokenizer.path), "tokenizer", "path", self.tokenizer.path,
+                "'' when base.corpus is set (the run uses the base's tokenizer)")
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}

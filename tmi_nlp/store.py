@@ -9,7 +9,9 @@ elsewhere or pulled from the Hub is attacked and reported without the raw data f
       plan/                     pool.json, challenge.npy, keep.npy, plan.json
       tokenizer/                the tokenizer every model shares
       data/tokens.json          pool, challenge points and downstream task, tokenised once
+      data/reference.json       TF-IDF + logistic regression accuracy on the victims' split, and the majority class
       data/fingerprint.json     sha256 of the raw data (written last by prepare: the folder is prepared)
+      base/                     the base encoder every model continued from (base.corpus), with base.json
       models/<i>/pretrained/    masked LM (safetensors)
       models/<i>/signals/       <name>.npy [K]: white-box signals of the pretrained model (mlm_loss)
       models/<i>/finetuned/     classifier, method.json, metrics.json
@@ -58,6 +60,16 @@ class RunDir:
     @property
     def fingerprint(self) -> Path:
         return self.data / "fingerprint.json"
+
+    @property
+    def reference(self) -> Path:
+        """data/reference.json: the TF-IDF + logistic regression accuracy and the majority class, on the same split."""
+        return self.data / "reference.json"
+
+    @property
+    def base(self) -> Path:
+        """base/: the base encoder the models continued from (a hard-linked copy of the shared one), if any."""
+        return self.root / "base"
 
     def model(self, i: int) -> Path:
         return self.root / "models" / str(i)

@@ -10,7 +10,6 @@ train with the batched torch code (same algorithm, slower; `attack.backend` choo
 """
 
 import ctypes
-import fcntl
 import hashlib
 import os
 import platform
@@ -23,6 +22,8 @@ from functools import cache
 from pathlib import Path
 
 import numpy as np
+
+from tmi_nlp.atomic import file_lock
 
 SOURCE = Path(__file__).with_name("mlp_kernel.c")
 # Reassociation lets the compiler vectorise the sums over hidden units. Not -ffast-math: linked into a
@@ -70,8 +71,7 @@ def _build(compiler: list[str], flags: tuple[str, ...]) -> Path:
     if lib.exists():
         return lib
     lib.parent.mkdir(parents=True, exist_ok=True)
-    with open(lib.with_name(f".{lib.name}.lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes, and by the OS if this process dies
+    with file_lock(lib.with_name(f".{lib.name}.lock")):
         if not lib.exists():  # another process may have built it while this one waited
             tmp = lib.with_name(f".{lib.name}.{os.getpid()}-{uuid.uuid4().hex[:8]}.tmp")
             try:

@@ -5,10 +5,11 @@ from pathlib import Path
 
 import numpy as np
 
-from tmi_nlp.config import DataArguments
+from tmi_nlp.config import BaseArguments, DataArguments
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.data.synthetic import LABEL_NAMES, synthetic_downstream, synthetic_pool
 
+COMPRESSED = (".gz", ".bz2", ".xz")
 _BUILDERS = {".csv": "csv", ".tsv": "csv", ".json": "json", ".jsonl": "json", ".parquet": "parquet",
              ".txt": "text", ".raw": "text", ".tokens": "text"}
 
@@ -30,44 +31,51 @@ class Downstream:
     num_labels: int
 
 
+def _file_type(path: str) -> str:
+    """A file's type by its extension, through a compression suffix (`datasets` decompresses .gz, .bz2, .xz)."""
+    suffixes = [x.lower() for x in Path(path).suffixes]
+    if len(suffixes) >= 2 and suffixes[-1] in COMPRESSED:
+        return suffixes[-2]
+    return suffixes[-1] if suffixes else ""
+
+
 def load_text_dataset(spec: str, split: str, field_name: str):
     """`datasets.load_dataset` on a Hub id or on local file(s) named by extension (comma-separated).
 
-    Files of different types (say WikiText's .raw and a .jsonl) are loaded by type and concatenated,
-    with the columns they all have.
+    Files are loaded one by one (their columns may differ: say WikiText's .raw, a .jsonl and a .jsonl.gz) and
+    concatenated in the order given, with the columns they all have. `field_name` is the recipe field that names
+    `spec` ("data.pool", "base.corpus"), for errors.
     """
-    from datasets import concatenate_datasets, load_dataset
+    from datasets import Dataset, load_dataset
 
     files = [p.strip() for p in spec.split(",") if p.strip()]
     if all(Path(f).exists() for f in files):
-        by_suffix: dict[str, list[str]] = {}
-        for f in files:
-            by_suffix.setdefault(Path(f).suffix.lower(), []).append(f)
-        unknown = sorted(set(by_suffix) - set(_BUILDERS))
+        unknown = sorted({_file_type(f) for f in files} - set(_BUILDERS))
         if unknown:
-            raise DataError(f"data.{field_name} = {spec!r}: file type(s) {unknown}; expected types among "
+            raise DataError(f"{field_name} = {spec!r}: file type(s) {unknown}; expected types among "
                             f"{sorted(_BUILDERS)}")
-        parts = [load_dataset(_BUILDERS[suffix], data_files={split: group}, split=split,
-                              **({"delimiter": "\t"} if suffix == ".tsv" else {}))
-                 for suffix, group in by_suffix.items()]
+        parts = [load_dataset(_BUILDERS[_file_type(f)], data_files={split: [f]}, split=split,
+                              **({"delimiter": "\t"} if _file_type(f) == ".tsv" else {}))
+                 for f in files]
         if len(parts) == 1:
             return parts[0]
         common = [c for c in parts[0].column_names if all(c in p.column_names for p in parts)]
         if not common:
-            raise DataError(f"data.{field_name} = {spec!r}: the files share no column; expected a common text column")
-        return concatenate_datasets([p.select_columns(common) for p in parts])
-    if any(Path(f).suffix.lower() in _BUILDERS for f in files):
+            raise DataError(f"{field_name} = {spec!r}: the files share no column; expected a common text column")
+        # Joined as Python values: the files' column types may differ (string and large_string, say).
+        return Dataset.from_dict({c: [v for p in parts for v in p[c]] for c in common})
+    if any(_file_type(f) in _BUILDERS for f in files):
         missing = [f for f in files if not Path(f).exists()]
-        raise DataNotFound(f"data.{field_name} = {spec!r}: file(s) not found: {missing}")
+        raise DataNotFound(f"{field_name} = {spec!r}: file(s) not found: {missing}")
     try:
         return load_dataset(spec, split=split)
     except Exception as err:  # datasets raises many types; name the field either way
-        raise DataNotFound(f"data.{field_name} = {spec!r}: could not load split {split!r} ({err})") from err
+        raise DataNotFound(f"{field_name} = {spec!r}: could not load split {split!r} ({err})") from err
 
 
 def _column(dataset, column: str, field_name: str, spec: str) -> list:
     if column not in dataset.column_names:
-        raise DataError(f"data.{field_name} = {column!r}: no such column in {spec!r}; "
+        raise DataError(f"{field_name} = {column!r}: no such column in {spec!r}; "
                         f"expected one of {dataset.column_names}")
     return list(dataset[column])
 
@@ -84,8 +92,8 @@ def load_challenge(args: DataArguments) -> list[str]:
     """The given candidate texts (`data.challenge`), distinct and non-empty, in file order; [] if none."""
     if not args.challenge:
         return []
-    dataset = load_text_dataset(args.challenge, "train", "challenge")
-    texts = _column(dataset, args.challenge_text_column, "challenge_text_column", args.challenge)
+    dataset = load_text_dataset(args.challenge, "train", "data.challenge")
+    texts = _column(dataset, args.challenge_text_column, "data.challenge_text_column", args.challenge)
     texts = list(dict.fromkeys(t.strip() for t in texts if isinstance(t, str) and t.strip()))
     if not texts:
         raise DataError(f"data.challenge = {args.challenge!r}: no non-empty texts")
@@ -153,16 +161,51 @@ def _source_texts(args: DataArguments, seed: int, synthetic_size: int) -> list[s
     """Every distinct candidate text of the pool source (`synthetic_size` generated notes for 'synthetic')."""
     if args.pool == "synthetic":
         return synthetic_pool(synthetic_size, seed)
-    dataset = load_text_dataset(args.pool, args.pool_split, "pool")
-    texts = [t.strip() if isinstance(t, str) else t
-             for t in _column(dataset, args.pool_text_column, "pool_text_column", args.pool)]
+    return corpus_texts(args.pool, args.pool_split, args.pool_text_column, args.pool_chunk_words, "data.pool",
+                        "data.pool_text_column")
+
+
+def corpus_texts(spec: str, split: str, column: str, chunk_words: int, spec_field: str, column_field: str) -> list[str]:
+    """The distinct non-empty texts of a text source, in source order, split into chunks of `chunk_words` words
+    (0: whole; chunks under half that size are dropped). Errors name the recipe fields of `spec` and `column`."""
+    dataset = load_text_dataset(spec, split, spec_field)
+    texts = [t.strip() if isinstance(t, str) else t for t in _column(dataset, column, column_field, spec)]
     if any(not isinstance(t, str) for t in texts):
-        raise DataError(f"data.pool_text_column = {args.pool_text_column!r}: expected strings")
+        raise DataError(f"{column_field} = {column!r}: expected strings")
     texts = [t for t in texts if t and not t.startswith("=")]  # drop blanks and WikiText headings
-    if args.pool_chunk_words:
-        texts = [t for t in _chunk(texts, args.pool_chunk_words)
-                 if len(t.split()) >= args.pool_chunk_words // 2]
+    if chunk_words:
+        texts = [t for t in _chunk(texts, chunk_words) if len(t.split()) >= chunk_words // 2]
     return list(dict.fromkeys(texts))
+
+
+def normalise(text: str) -> str:
+    """What an uncased tokenizer sees of a text, near enough: lower case, single spaces."""
+    return " ".join(text.lower().split())
+
+
+def load_base_corpus(args: BaseArguments) -> list[str]:
+    """The base encoder's public corpus: distinct chunks (by normalised text), in source order, at most
+    `max_texts`."""
+    texts = corpus_texts(args.corpus, args.split, args.text_column, args.chunk_words, "base.corpus",
+                         "base.text_column")
+    by_normal = {normalise(t): t for t in reversed(texts)}  # the first of each normalised twin is kept
+    texts = [t for t in texts if by_normal.get(normalise(t)) is t]
+    if args.max_texts:
+        texts = texts[: args.max_texts]
+    if len(texts) <= args.heldout_texts:
+        raise DataError(f"base.corpus = {args.corpus!r}: {len(texts)} distinct texts; expected more than "
+                        f"base.heldout_texts ({args.heldout_texts})")
+    return texts
+
+
+def check_disjoint(pool: list[str], corpus: list[str]) -> None:
+    """Refuse a private pool that shares a text (compared normalised) with the public base corpus."""
+    public = {normalise(t) for t in corpus}
+    shared = [t for t in pool if normalise(t) in public]
+    if shared:
+        raise DataError(f"base.corpus: {len(shared)} of the {len(pool)} pool texts are in the base corpus too (e.g. "
+                        f"{shared[0][:60]!r}); expected a corpus disjoint from data.pool, or the base would have "
+                        f"seen every candidate")
 
 
 def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstream:
@@ -206,9 +249,9 @@ def _without(labelled: tuple[list[str], list[int]], texts: set[str]) -> tuple[li
 
 
 def _labelled(args: DataArguments, split: str) -> tuple[list[str], list[int]]:
-    dataset = load_text_dataset(args.downstream, split, "downstream")
-    texts = _column(dataset, args.downstream_text_column, "downstream_text_column", args.downstream)
-    labels = _column(dataset, args.downstream_label_column, "downstream_label_column", args.downstream)
+    dataset = load_text_dataset(args.downstream, split, "data.downstream")
+    texts = _column(dataset, args.downstream_text_column, "data.downstream_text_column", args.downstream)
+    labels = _column(dataset, args.downstream_label_column, "data.downstream_label_column", args.downstream)
     for i, label in enumerate(labels):
         if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
             raise DataError(f"data.downstream_label_column = {args.downstream_label_column!r}: row {i} "
@@ -224,8 +267,8 @@ def check_columns(args: DataArguments) -> None:
     """Fail fast (before any training) when a named dataset or column does not exist."""
     load_challenge(args)
     if args.pool != "synthetic":
-        dataset = load_text_dataset(args.pool, args.pool_split, "pool")
-        _column(dataset, args.pool_text_column, "pool_text_column", args.pool)
+        dataset = load_text_dataset(args.pool, args.pool_split, "data.pool")
+        _column(dataset, args.pool_text_column, "data.pool_text_column", args.pool)
     if args.downstream != "synthetic":
         _labelled(args, args.downstream_split)
         if args.downstream_eval_split:

@@ -1,5 +1,7 @@
-"""Shadow pretraining: a BERT masked LM trained from scratch by HF Trainer on a model's half pool."""
+"""Masked-LM pretraining by HF Trainer: a shadow on its half pool (from scratch, or continued from a base encoder,
+mixed with public background text), and the base encoder itself."""
 
+import math
 import shutil
 from pathlib import Path
 
@@ -11,7 +13,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from tmi_nlp.atomic import atomic_dir
 from tmi_nlp.callbacks import pad_batch
-from tmi_nlp.config import ModelArguments, PretrainArguments
+from tmi_nlp.config import BaseArguments, ModelArguments, PretrainArguments
 from tmi_nlp.models.training import quiet_trainer, training_arguments
 
 
@@ -42,23 +44,59 @@ def bert_config(args: ModelArguments, tokenizer: PreTrainedTokenizerBase, **over
                       pad_token_id=tokenizer.pad_token_id, **overrides)
 
 
+def pretraining_texts(private: list[list[int]], background: list[list[int]], passes: float, private_share: float,
+                      seed: int) -> list[list[int]]:
+    """What a model continues pretraining on: each private text `passes` times (a fractional last pass takes a
+    seeded share of them), and on each pass fresh background texts, so that private texts are `private_share`
+    of all. Background texts are drawn without replacement until they run out, then reshuffled."""
+    rng = np.random.default_rng([seed, 17])
+    order, cursor, texts = rng.permutation(len(background)), 0, []
+    for p in range(math.ceil(passes)):
+        share = min(1.0, passes - p)
+        chosen = (private if share == 1.0 else
+                  [private[j] for j in np.sort(rng.choice(len(private), round(share * len(private)), replace=False))])
+        texts.extend(chosen)
+        for _ in range(round(len(chosen) * (1 - private_share) / private_share)):
+            if cursor == len(order):
+                order, cursor = rng.permutation(len(background)), 0
+            texts.append(background[order[cursor]])
+            cursor += 1
+    return texts
+
+
 def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBase, model_args: ModelArguments,
-                   args: PretrainArguments, seed: int, output: Path) -> dict:
-    """Train one masked LM on `train_ids` (from scratch, or from `model_args.init_from`); save it atomically."""
+                   args: PretrainArguments, seed: int, output: Path, init_from: str | Path = "",
+                   background: list[list[int]] | None = None) -> dict:
+    """Train one masked LM on `train_ids` for `args.epochs` passes, from scratch or from the checkpoint `init_from`
+    (mixed with `background` texts when `args.private_share` < 1); save it atomically."""
     set_seed(seed)
-    if model_args.init_from:
-        model = BertForMaskedLMSparse.from_pretrained(model_args.init_from, use_safetensors=True)
+    if init_from:
+        model = BertForMaskedLMSparse.from_pretrained(init_from, use_safetensors=True)
         if model.config.vocab_size < len(tokenizer):
-            raise ValueError(f"model.init_from = {model_args.init_from!r}: vocab_size {model.config.vocab_size} "
+            raise ValueError(f"model.init_from = {str(init_from)!r}: vocab_size {model.config.vocab_size} "
                              f"is smaller than the run's tokenizer ({len(tokenizer)} tokens); expected the "
                              f"checkpoint's own tokenizer")
     else:
         model = BertForMaskedLMSparse(bert_config(model_args, tokenizer))
+    epochs, texts = args.epochs, train_ids
+    if args.private_share < 1:
+        if not background:
+            raise ValueError("pretrain.private_share < 1 needs background texts; expected a base corpus")
+        # Every pass is in the stream already; one Trainer epoch shuffles it.
+        epochs, texts = 1.0, pretraining_texts(train_ids, background, args.epochs, args.private_share, seed)
+    result = train_masked_lm(model, texts, tokenizer, args, epochs, seed, output)
+    return {**result, "private_texts": len(train_ids), "texts_seen": len(texts) * epochs}
+
+
+def train_masked_lm(model: BertForMaskedLM, texts: list[list[int]], tokenizer: PreTrainedTokenizerBase,
+                    args: PretrainArguments | BaseArguments, epochs: float, seed: int, output: Path) -> dict:
+    """The Trainer loop of every masked LM (shadow or base); the model and its tokenizer-free config are saved
+    atomically at `output`."""
     # No collator seed: it refuses to run in a worker process; set_seed makes the masking reproducible.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability)
-    dataset = [{"input_ids": ids} for ids in train_ids]
+    dataset = [{"input_ids": ids} for ids in texts]
     with atomic_dir(output) as tmp:
-        targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
+        targs = training_arguments(tmp / "trainer", epochs=epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay,
                                    warmup_ratio=args.warmup_ratio, bf16=args.bf16, seed=seed, trainer=args.trainer)
         trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
@@ -68,7 +106,8 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
         # The checkpoint is a plain BertForMaskedLM (same state dict): say so for any loader.
         model.config.architectures = ["BertForMaskedLM"]
         model.config.save_pretrained(tmp)
-    return {"train_loss": result.training_loss, "steps": result.global_step}
+    return {"train_loss": result.training_loss, "steps": result.global_step,
+            "tokens_per_s": sum(map(len, texts)) * epochs / result.metrics["train_runtime"]}
 
 
 @torch.no_grad()

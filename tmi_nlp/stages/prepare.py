@@ -8,9 +8,11 @@ copy is used and a note says so.
 """
 
 import json
+import math
 import platform
 import shutil
 import sys
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
@@ -18,10 +20,13 @@ import yaml
 
 from tmi_nlp.atomic import atomic_dir, atomic_write_json, atomic_write_text, clean_temporaries, link_or_copy
 from tmi_nlp.config import Recipe, RecipeError, migrate
-from tmi_nlp.data.loading import DataError, DataNotFound, Downstream, load_downstream, load_pool
+from tmi_nlp.data import loading
+from tmi_nlp.data.loading import DataError, DataNotFound, Downstream
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
+from tmi_nlp.models.tfidf import reference_accuracy
 from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
 from tmi_nlp.resolve import resolve
+from tmi_nlp.stages.base import build_base, split_corpus
 from tmi_nlp.store import RunDir
 
 # Fields that change where or how a run executes, not what it computes: they may differ on resume
@@ -30,10 +35,20 @@ EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "
                     ("run", "output_dir"),
                     # Which attacks run: each writes its own attacks/<name>/, so more can be added later.
                     ("attack", "metaclassifiers"), ("attack", "baselines")}
-# What the plan, the tokenizer and the pretrained models depend on.
-# (run.num_models may differ: the plan of n models is the first n rows of a larger plan, checked.)
-PRETRAINING_FIELDS = {"run": ("seed", "num_points"), "data": None, "tokenizer": None, "model": None,
-                      "pretrain": None}
+# The data fields the plan depends on.
+POOL_FIELDS = ("pool", "pool_text_column", "pool_split", "challenge", "challenge_text_column", "known_pool_of",
+               "known_fraction", "pool_size", "pool_chunk_words")
+
+
+def pretraining_fields(recipe: Recipe) -> dict[str, tuple[str, ...] | None]:
+    """What the plan, the tokenizer and the pretrained models depend on, by section (None: every field).
+
+    run.num_models may differ: the plan of n models is the first n rows of a larger plan (checked). With a base,
+    the tokenizer is the base's, so the downstream task does not matter: one set of pretrained models serves
+    every task; without one, the tokenizer is trained on the downstream texts too.
+    """
+    return {"run": ("seed", "num_points"), "data": POOL_FIELDS if recipe.base.corpus else None, "base": None,
+            "tokenizer": None, "model": None, "pretrain": None}
 PACKAGES = ("tmi-nlp", "torch", "transformers", "tokenizers", "datasets", "peft", "accelerate", "opacus",
             "evaluate", "scikit-learn", "numpy", "safetensors", "huggingface_hub")
 
@@ -83,11 +98,26 @@ def data_fingerprint(pool: list[str], downstream: Downstream) -> dict[str, str]:
             "downstream_sha256": text_hash(downstream.train_texts + downstream.eval_texts + [labels])}
 
 
-def load_data(recipe: Recipe) -> tuple[list[str], int, Downstream, dict[str, str]]:
-    """The pool (and how many given challenge points lead it), the downstream task and their fingerprint."""
-    pool, num_given = load_pool(recipe.data, recipe.run.seed)
-    downstream = load_downstream(recipe.data, recipe.run.seed, pool)
-    return pool, num_given, downstream, data_fingerprint(pool, downstream)
+@dataclass
+class RawData:
+    pool: list[str]
+    num_given: int  # given challenge points that lead the pool (0: the plan draws them)
+    downstream: Downstream
+    corpus: list[str] | None  # the base's public corpus, where the recipe has one
+    fingerprint: dict[str, str]
+
+
+def load_data(recipe: Recipe) -> RawData:
+    """The pool, the downstream task, the base corpus (checked disjoint from the pool) and their fingerprint."""
+    pool, num_given = loading.load_pool(recipe.data, recipe.run.seed)
+    downstream = loading.load_downstream(recipe.data, recipe.run.seed, pool)
+    fingerprint = data_fingerprint(pool, downstream)
+    corpus = None
+    if recipe.base.corpus:
+        corpus = loading.load_base_corpus(recipe.base)
+        loading.check_disjoint(pool, corpus)
+        fingerprint["base_corpus_sha256"] = text_hash(corpus)
+    return RawData(pool, num_given, downstream, corpus, fingerprint)
 
 
 def check_fingerprint(run: RunDir, fingerprint: dict[str, str]) -> None:
@@ -111,7 +141,7 @@ def prepare(recipe: Recipe) -> RunDir:
     if run.config.exists():
         _refuse_other_recipe(recipe, run)
     try:
-        pool, num_given, downstream, fingerprint = load_data(recipe)
+        raw = load_data(recipe)
     except DataNotFound as err:
         if not run.prepared:
             raise
@@ -119,30 +149,40 @@ def prepare(recipe: Recipe) -> RunDir:
               file=sys.stderr)
         return run
     if run.prepared:
-        check_fingerprint(run, fingerprint)
+        check_fingerprint(run, raw.fingerprint)
     run.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(run.root)
     if not run.config.exists():
         atomic_write_text(run.config, recipe.to_yaml())
     _record_environment(run)
     source = _reusable_pretraining(recipe, run) if recipe.run.pretrained_from else None
+    if raw.corpus is not None and not run.base.exists():
+        # Hard links: the base is written once and never modified, and the run folder stays self-contained.
+        with atomic_dir(run.base) as tmp:
+            shutil.copytree(build_base(recipe, raw.corpus), tmp, dirs_exist_ok=True, copy_function=link_or_copy)
     if not Plan.exists(run.plan):
+        num_given = raw.num_given
         if num_given and num_given != recipe.run.num_points:
             given_by = "data.challenge has" if recipe.data.challenge else "data.known_pool_of leaves"
             raise DataError(f"run.num_points = {recipe.run.num_points}: {given_by} {num_given} "
                             f"candidate texts; expected them equal")
         given = np.arange(num_given) if num_given else None
-        make_plan(pool, recipe.run.num_models, recipe.run.num_points, recipe.run.seed, challenge=given).save(run.plan)
+        plan = make_plan(raw.pool, recipe.run.num_models, recipe.run.num_points, recipe.run.seed, challenge=given)
+        plan.save(run.plan)
     plan = run.load_plan()
     if source is not None:
         _link_pretrained(source, run, plan)
     if not (run.tokenizer / "tokenizer.json").exists():
-        _make_tokenizer(recipe, plan, downstream, run)
+        _make_tokenizer(recipe, plan, raw.downstream, run)
     _check_tokenizer(recipe, run)
     if not (run.data / "tokens.json").exists():
-        _tokenize(recipe, plan, downstream, run)
+        _tokenize(recipe, plan, raw, run)
+    if not run.reference.exists():
+        d = raw.downstream
+        atomic_write_json(run.reference, reference_accuracy(d.train_texts, d.train_labels, d.eval_texts,
+                                                            d.eval_labels))
     if not run.prepared:
-        atomic_write_json(run.fingerprint, fingerprint)  # last: marks the folder prepared
+        atomic_write_json(run.fingerprint, raw.fingerprint)  # last: marks the folder prepared
     return run
 
 
@@ -180,7 +220,7 @@ def _check_tokenizer(recipe: Recipe, run: RunDir) -> None:
 
 
 def _reusable_pretraining(recipe: Recipe, run: RunDir) -> RunDir:
-    """Check that `run.pretrained_from` was pretrained as this recipe says; copy its tokenizer and token cache."""
+    """Check that `run.pretrained_from` was pretrained as this recipe says; copy its tokenizer."""
     source = RunDir(recipe.run.pretrained_from)
     if not source.config.exists():
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected a run folder with a "
@@ -189,16 +229,14 @@ def _reusable_pretraining(recipe: Recipe, run: RunDir) -> RunDir:
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r}: expected another run's folder")
     before, ours = stored_config(source), recipe.to_dict()
     changed = [f"{section}.{key}: {before[section][key]!r} -> {ours[section][key]!r}"
-               for section, keys in PRETRAINING_FIELDS.items() for key in (keys or ours[section])
+               for section, keys in pretraining_fields(recipe).items() for key in (keys or ours[section])
                if before[section][key] != ours[section][key]]
     if changed:
         raise RecipeError(f"run.pretrained_from = {recipe.run.pretrained_from!r} was pretrained differently: "
                           f"{'; '.join(changed)}")
-    for part in ("tokenizer", "data"):
-        if not getattr(run, part).exists() and getattr(source, part).exists():
-            with atomic_dir(getattr(run, part)) as tmp:
-                shutil.copytree(getattr(source, part), tmp, dirs_exist_ok=True)
-                (tmp / run.fingerprint.name).unlink(missing_ok=True)  # this folder's marker is written by its prepare
+    if not run.tokenizer.exists() and source.tokenizer.exists():
+        with atomic_dir(run.tokenizer) as tmp:
+            shutil.copytree(source.tokenizer, tmp, dirs_exist_ok=True)
     return source
 
 
@@ -219,7 +257,9 @@ def _link_pretrained(source: RunDir, run: RunDir, plan: Plan) -> None:
 
 
 def _make_tokenizer(recipe: Recipe, plan: Plan, downstream: Downstream, run: RunDir) -> None:
-    if recipe.tokenizer.path or recipe.model.init_from:
+    if recipe.base.corpus:
+        tokenizer = load_tokenizer(run.base)
+    elif recipe.tokenizer.path or recipe.model.init_from:
         # Continued pretraining uses the checkpoint's own tokenizer unless one is named.
         tokenizer = load_tokenizer(recipe.tokenizer.path or recipe.model.init_from)
     else:
@@ -230,9 +270,22 @@ def _make_tokenizer(recipe: Recipe, plan: Plan, downstream: Downstream, run: Run
         tokenizer.save_pretrained(tmp)
 
 
-def _tokenize(recipe: Recipe, plan: Plan, downstream: Downstream, run: RunDir) -> None:
+def background_texts(recipe: Recipe, corpus: list[str]) -> list[str]:
+    """The public texts the run's models mix with their private ones: a seeded draw from the base's training
+    texts, as many as a model of an over-full half pool needs without repeating one."""
+    share = recipe.pretrain.private_share
+    if share == 1:
+        return []
+    train, _ = split_corpus(corpus, recipe.base.heldout_texts, recipe.base.seed)
+    needed = math.ceil(0.6 * recipe.data.pool_size * math.ceil(recipe.pretrain.epochs) * (1 - share) / share)
+    drawn = np.random.default_rng([recipe.run.seed, 23]).permutation(len(train))[:needed]
+    return [train[i] for i in np.sort(drawn)]
+
+
+def _tokenize(recipe: Recipe, plan: Plan, raw: RawData, run: RunDir) -> None:
     tokenizer = load_tokenizer(run.tokenizer)
     max_len = recipe.model.max_length
+    downstream = raw.downstream
 
     def encode(texts: list[str], specials: bool = True) -> list[list[int]]:
         limit = max_len if specials else max_len - 2
@@ -240,6 +293,7 @@ def _tokenize(recipe: Recipe, plan: Plan, downstream: Downstream, run: RunDir) -
 
     atomic_write_json(run.data / "tokens.json", {
         "pool": encode(plan.pool),
+        "background": encode(background_texts(recipe, raw.corpus)) if raw.corpus is not None else [],
         "challenge": encode([plan.pool[j] for j in plan.challenge], specials=False),
         "train": encode(downstream.train_texts), "train_labels": downstream.train_labels,
         "eval": encode(downstream.eval_texts), "eval_labels": downstream.eval_labels,
