@@ -94,7 +94,7 @@ def test_yaml_is_loaded_safely(tmp_path):
 
 def test_trainer_fields_reach_training_arguments_and_warmup_is_a_share_of_the_steps(tmp_path):
     args = training_arguments(tmp_path, epochs=2.0, learning_rate=1e-3, batch_size=8, weight_decay=0.0,
-                              warmup_ratio=0.1, bf16=False, seed=3,
+                              warmup_ratio=0.1, precision="fp32", seed=3,
                               trainer={"gradient_accumulation_steps": 4, "lr_scheduler_type": "cosine"})
     assert args.gradient_accumulation_steps == 4 and args.lr_scheduler_type == "cosine"
     assert args.num_train_epochs == 2.0 and args.seed == 3 and args.save_strategy == "no"
@@ -118,3 +118,14 @@ def test_config_is_the_ground_floor():
             "'tmi_nlp.models.finetune') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize("method, rate", [("linear", 5e-3), ("full", 1e-4), ("dp", 2e-2)])
+def test_each_method_brings_its_own_defaults_unless_the_recipe_sets_them(method, rate):
+    recipe = resolve(load_recipe(ROOT / "recipes" / "demo.yaml", [f"finetune.method={method}"]))
+    assert recipe.finetune.learning_rate == rate  # not the linear probe's rate kept for full finetuning
+    given = resolve(load_recipe(ROOT / "recipes" / "demo.yaml", [f"finetune.method={method}",
+                                                                 "finetune.learning_rate=3e-4"]))
+    assert given.finetune.learning_rate == 3e-4  # '3e-4' is a string to YAML 1.1: read as the number it is
+    with pytest.raises(RecipeError, match=r"finetune.learning_rate = 'fast': expected"):
+        load_recipe(ROOT / "recipes" / "demo.yaml", ["finetune.learning_rate=fast"])

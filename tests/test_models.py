@@ -154,7 +154,7 @@ def test_query_callback_on_a_users_own_trainer(setup, tmp_path):
     callback = QueryCallback(s["challenge"], tmp_path / "mine.npy", num_queries=4, augmentation="mask",
                              rate=0.2, include_original=False, seed=(0, 1), tokenizer=s["tok"])
     targs = training_arguments(tmp_path / "t", epochs=1, learning_rate=1e-3, batch_size=16, weight_decay=0,
-                               warmup_ratio=0, bf16=False, seed=0, trainer={})
+                               warmup_ratio=0, precision="fp32", seed=0, trainer={})
     rows = [{"input_ids": x, "labels": y} for x, y in zip(s["train"], s["labels"], strict=True)]
     trainer = quiet_trainer(model=model, args=targs, train_dataset=rows,
                             data_collator=DataCollatorWithPadding(s["tok"]), callbacks=[callback])

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from matplotlib.image import imread
 
-from tmi_nlp.report import write_report
+from tmi_nlp.report import summary_table, write_report
+from tmi_nlp.stages.report import victim_warnings
 
 
 @pytest.fixture
@@ -60,3 +61,14 @@ def test_report_renders_in_headless_chromium(report, tmp_path):
     # (victims' accuracy bars) cover many pixels of the page and none of the control.
     for rgb in ((31, 119, 180), (44, 160, 44)):
         assert share(pixels, rgb) > 2e-4 and share(control, rgb) < 2e-5
+
+
+def test_victims_near_chance_or_far_below_the_reference_are_flagged():
+    reference = {"tfidf_logistic": 0.86, "majority_class": 0.26}
+    assert "near chance" in victim_warnings(0.30, reference)[0]  # gained < a quarter of what TF-IDF gains
+    assert "far below" in victim_warnings(0.70, reference)[0]
+    assert victim_warnings(0.80, reference) == [] and victim_warnings(0.30, None) == []
+    binary = {"tfidf_logistic": 0.78, "majority_class": 0.51}
+    assert "near chance" in victim_warnings(0.507, binary)[0]  # the 16 full victims at chance on SST-2
+    text = summary_table({}, {"mean": 0.507, "min": 0.5, "max": 0.51}, binary, victim_warnings(0.507, binary))
+    assert "TF-IDF + logistic regression 0.780" in text and "WARNING: the victims are near chance" in text

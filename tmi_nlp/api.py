@@ -7,6 +7,7 @@
         downstream=(texts, labels),                  # (list[str], list[int]), DataFrame or Dataset
         overrides=["run.name=mine", "run.num_models=16", "finetune.method=lora"])
     summary["attacks"]["mlp"]["auc"]
+    summary["warnings"]                              # e.g. the victims are near chance: the figures mean little
 
 In-memory data is written once into the run folder (`inputs/pool.jsonl`, `inputs/downstream.jsonl`)
 and the recipe points at those files, so the run stays self-describing and resumable like any
@@ -24,10 +25,11 @@ from pathlib import Path
 from typing import Any
 
 from tmi_nlp.atomic import atomic_write_text
-from tmi_nlp.config import Recipe, apply_overrides, recipe_from_dict
+from tmi_nlp.config import Recipe, RecipeError, apply_overrides, recipe_from_dict
 from tmi_nlp.data.loading import DataError
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import run_all
+from tmi_nlp.stages.base import base_info, build_base
 
 
 def _rows(data: Any, text_column: str, label_column: str | None, field: str) -> list[dict]:
@@ -78,6 +80,20 @@ def prepare_inputs(recipe: Recipe, pool: Any = None, downstream: Any = None,
         raw["data"].update(downstream=str(inputs / "downstream.jsonl"), downstream_text_column="text",
                            downstream_label_column="label", downstream_split="train", downstream_eval_split="")
     return recipe_from_dict(raw)
+
+
+def base_encoder(recipe: Recipe | None = None, overrides: list[str] | None = None) -> dict:
+    """Train (once) the public base encoder of `base.corpus`; returns its base.json with its `folder`.
+
+    Bases are stored by content hash under `base.cache_dir`: the same corpus and settings return the stored one.
+    """
+    recipe = recipe or Recipe()
+    if overrides:
+        recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
+    if not recipe.base.corpus:
+        raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
+    folder = build_base(resolve(recipe))
+    return {**base_info(folder), "folder": str(folder)}
 
 
 def run_experiment(pool: Any = None, downstream: Any = None, recipe: Recipe | None = None,

@@ -51,7 +51,18 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
     print(f"\nrun {recipe.run_dir}  ({recipe.run.num_models} models, {recipe.run.num_points} points, "
           f"A={recipe.query.num_queries} {recipe.query.augmentation} queries, "
           f"{recipe.finetune.method} finetuning; {seconds:.0f} s)")
-    print(summary_table(summary["attacks"], summary["victim_accuracy"]))
+    p = recipe.pretrain
+    if recipe.base.corpus:
+        print(f"regime: a public base encoder, continued on each model's private half for {p.epochs:g} passes "
+              f"({p.private_share:.0%} of what it saw; the rest public text), then finetuned")
+    elif recipe.model.init_from:
+        print(f"regime: continued from {recipe.model.init_from} on each model's private half for {p.epochs:g} epochs")
+    else:
+        print(f"regime: encoders pretrained from scratch for {p.epochs:g} epochs on about {recipe.data.pool_size // 2} "
+              f"texts each; they memorise their pool, so this is a ceiling, not a released model (the realistic "
+              f"setting: base.corpus, as in recipes/real/continued-*.yaml)")
+    print(summary_table(summary["attacks"], summary["victim_accuracy"], summary.get("reference_accuracy"),
+                        summary.get("warnings")))
     if "epsilon" in summary:
         print(f"DP-SGD: epsilon spent {summary['epsilon']['max']:.2f} at delta {summary['delta']:g} "
               f"(target {recipe.finetune.options['dp']['epsilon']:g})")

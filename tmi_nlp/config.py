@@ -107,6 +107,12 @@ class DataArguments:
             require(bool(getattr(self, name)), s, name, getattr(self, name), "a non-empty string")
 
 
+PRECISIONS = ("bf16", "fp32")
+PRECISION_HELP = ("Training precision, applied as written on every machine (it changes the numbers a run produces): "
+                  "'bf16' (autocast; measured 1.46x the tokens/s of fp32 on an AVX-512 bf16 CPU, docs/performance.md) "
+                  "or 'fp32'. A CPU without native bf16 runs bf16 slowly but gives the same kind of result.")
+
+
 @dataclass
 class BaseArguments:
     corpus: str = field(default="", metadata={
@@ -127,7 +133,7 @@ class BaseArguments:
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast where the hardware supports it."})
+    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
     seed: int = field(default=0, metadata={"help": "Seed of the base (not run.seed: runs of any seed share it)."})
     cache_dir: str = field(default="", metadata={
         "help": "Where bases are stored, one folder per content hash of (corpus texts, model sizes, "
@@ -147,6 +153,7 @@ class BaseArguments:
         require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
         require(bool(self.text_column), s, "text_column", self.text_column, "a non-empty string")
+        require(self.precision in PRECISIONS, s, "precision", self.precision, f"one of {list(PRECISIONS)}")
 
 
 @dataclass
@@ -198,7 +205,7 @@ class PretrainArguments:
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast where the hardware supports it."})
+    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
     trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
 
     def __post_init__(self) -> None:
@@ -211,17 +218,20 @@ class PretrainArguments:
                 "a number in (0, 1)")
         require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
         require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        require(self.precision in PRECISIONS, s, "precision", self.precision, f"one of {list(PRECISIONS)}")
 
 
 @dataclass
 class FinetuneArguments:
     method: str = field(default="linear", metadata={
         "help": "Finetuning method: a name registered in tmi_nlp.models.finetune (full, linear, lora, dp)."})
-    epochs: float = field(default=3.0, metadata={"help": "Downstream epochs."})
-    learning_rate: float = field(default=5e-3, metadata={"help": "Learning rate."})
-    batch_size: int = field(default=32, metadata={"help": "Examples per batch."})
+    # None: the method's own default (its module's `defaults`), filled in when the recipe is resolved: a linear
+    # probe wants a learning rate a hundred times that of full finetuning.
+    epochs: float | None = field(default=None, metadata={"help": "Downstream epochs (default: the method's)."})
+    learning_rate: float | None = field(default=None, metadata={"help": "Learning rate (default: the method's)."})
+    batch_size: int | None = field(default=None, metadata={"help": "Examples per batch (default: the method's)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    bf16: bool = field(default=True, metadata={"help": "bf16 autocast where supported."})
+    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
     options: dict[str, dict[str, Any]] = field(default_factory=dict, metadata={
         "help": "Each method's own options, by method name; the method's module defines them (with their "
                 "defaults and help): linear {pooling}, lora {r, alpha, dropout, target_modules, "
@@ -232,10 +242,14 @@ class FinetuneArguments:
     def __post_init__(self) -> None:
         s = "finetune"
         require(bool(self.method), s, "method", self.method, "a method name")
-        require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
-        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
-        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(self.epochs is None or 0 < self.epochs < float("inf"), s, "epochs", self.epochs,
+                "a finite number > 0, or null for the method's default")
+        require(self.learning_rate is None or self.learning_rate > 0, s, "learning_rate", self.learning_rate,
+                "a number > 0, or null for the method's default")
+        require(self.batch_size is None or self.batch_size >= 1, s, "batch_size", self.batch_size,
+                "an integer >= 1, or null for the method's default")
         require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        require(self.precision in PRECISIONS, s, "precision", self.precision, f"one of {list(PRECISIONS)}")
         for name, values in self.options.items():
             require(isinstance(values, dict), s, f"options.{name}", values, "a mapping of that method's options")
 
@@ -370,6 +384,8 @@ MOVED_KEYS = {
     "finetune.dp_epsilon": "finetune.options.dp.epsilon",
     "finetune.dp_delta": "finetune.options.dp.delta",
     "finetune.dp_max_grad_norm": "finetune.options.dp.max_grad_norm",
+    "pretrain.bf16": "pretrain.precision",
+    "finetune.bf16": "finetune.precision",
 }
 
 
@@ -398,6 +414,13 @@ def _type_ok(value: Any, annotation: Any) -> bool:
     return isinstance(value, annotation)
 
 
+def _is_number_text(value: Any) -> bool:
+    try:
+        return isinstance(value, str) and float(value) == float(value)  # not 'nan'
+    except ValueError:
+        return False
+
+
 def _type_name(annotation: Any) -> str:
     if typing.get_origin(annotation) is not None:
         return str(annotation).replace("typing.", "")
@@ -421,10 +444,23 @@ def parse_dataclass(cls: type, values: Any, where: str) -> Any:
             if moved:
                 raise RecipeError(f"{where}.{key}: this key moved to {moved}; expected it there")
             raise RecipeError(f"{where}.{key}: unknown key; expected one of {sorted(known)}")
-        if not _type_ok(value, hints[key]):
+        if not _type_ok(value, hints[key]) and not (_takes_float(hints[key]) and _is_number_text(value)):
             raise RecipeError(f"{where}.{key} = {value!r}: expected {_type_name(hints[key])}")
-    values = {k: float(v) if hints[k] is float else v for k, v in values.items()}
+    values = {k: _as_float(v) if _takes_float(hints[k]) else v for k, v in values.items()}
     return cls(**values)
+
+
+def _takes_float(annotation: Any) -> bool:
+    return annotation is float or float in typing.get_args(annotation)
+
+
+def _as_float(value: Any) -> Any:
+    """Ints as floats; strings YAML did not read as numbers ('1e-4' is a string to YAML 1.1) parsed."""
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if isinstance(value, str):
+        return float(value)
+    return value
 
 
 def recipe_from_dict(raw: Any) -> Recipe:
@@ -459,6 +495,9 @@ def migrate(raw: dict) -> dict:
         target = raw[section]
         for part in path[1:-1]:
             target = target.setdefault(part, {})
+        if path[-1] == "precision" and isinstance(value, bool):
+            # bf16 was applied where the CPU had native bf16: the machines runs were made on had it.
+            value = "bf16" if value else "fp32"
         target[path[-1]] = value
     return raw
 

@@ -79,12 +79,19 @@ def accuracy_figure(accuracies: list[float], epsilons: list[float] | None = None
     return _png(fig)
 
 
-def summary_table(results: dict[str, dict], accuracy: dict | None = None) -> str:
-    """A plain-text table of every attack's metrics (AUC with its 95% interval), and the victims' accuracy."""
+def summary_table(results: dict[str, dict], accuracy: dict | None = None, reference: dict | None = None,
+                  warnings: list[str] | None = None) -> str:
+    """A plain-text table of every attack's metrics (AUC with its 95% interval), the victims' accuracy next to the
+    reference classifier's, and the warnings that qualify the figures."""
     text = attack_table(results, "text")
     if accuracy:
         text += (f"\nvictims' downstream accuracy: mean {accuracy['mean']:.3f} "
                  f"(min {accuracy['min']:.3f}, max {accuracy['max']:.3f})")
+    if reference:
+        text += (f"; TF-IDF + logistic regression {reference['tfidf_logistic']:.3f}, majority class "
+                 f"{reference['majority_class']:.3f}")
+    for warning in warnings or []:
+        text += f"\nWARNING: {warning}"
     return text
 
 

@@ -11,12 +11,13 @@ import dataclasses
 from tmi_nlp.attacks import ATTACKS
 from tmi_nlp.config import Recipe, require
 from tmi_nlp.data.augment import AUGMENTATIONS
-from tmi_nlp.models.finetune import resolve_options
+from tmi_nlp.models.finetune import resolve_finetune
 from tmi_nlp.models.training import check_trainer_fields
 
 
 def resolve(recipe: Recipe) -> Recipe:
-    """The recipe as it will run: every registered name checked, every option of the methods it uses filled in.
+    """The recipe as it will run: every registered name checked; the finetuning method's defaults and every option
+    of the methods it uses filled in.
 
     Idempotent; raises `RecipeError` naming the field, the value and what was expected.
     """
@@ -26,7 +27,7 @@ def resolve(recipe: Recipe) -> Recipe:
             require(name in ATTACKS, "attack", field_name, name, f"names from {sorted(ATTACKS)}")
     require(recipe.query.augmentation in AUGMENTATIONS, "query", "augmentation", recipe.query.augmentation,
             f"one of {sorted(AUGMENTATIONS)}")
+    check_trainer_fields(recipe.base.trainer, "base")
     check_trainer_fields(recipe.pretrain.trainer, "pretrain")
     check_trainer_fields(recipe.finetune.trainer, "finetune")
-    finetune = dataclasses.replace(recipe.finetune, options=resolve_options(recipe.finetune))
-    return dataclasses.replace(recipe, finetune=finetune)
+    return dataclasses.replace(recipe, finetune=resolve_finetune(recipe.finetune))

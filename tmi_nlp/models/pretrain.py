@@ -98,7 +98,8 @@ def train_masked_lm(model: BertForMaskedLM, texts: list[list[int]], tokenizer: P
     with atomic_dir(output) as tmp:
         targs = training_arguments(tmp / "trainer", epochs=epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay,
-                                   warmup_ratio=args.warmup_ratio, bf16=args.bf16, seed=seed, trainer=args.trainer)
+                                   warmup_ratio=args.warmup_ratio, precision=args.precision, seed=seed,
+                                   trainer=args.trainer)
         trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)

@@ -20,10 +20,13 @@ from tmi_nlp.config import RecipeError
 OWN_FIELDS = {
     "pretrain": {"num_train_epochs": "epochs", "learning_rate": "learning_rate",
                  "per_device_train_batch_size": "batch_size", "weight_decay": "weight_decay",
-                 "warmup_steps": "warmup_ratio", "warmup_ratio": "warmup_ratio", "bf16": "bf16"},
+                 "warmup_steps": "warmup_ratio", "warmup_ratio": "warmup_ratio", "bf16": "precision",
+                 "fp16": "precision"},
     "finetune": {"num_train_epochs": "epochs", "learning_rate": "learning_rate",
-                 "per_device_train_batch_size": "batch_size", "weight_decay": "weight_decay", "bf16": "bf16"},
+                 "per_device_train_batch_size": "batch_size", "weight_decay": "weight_decay", "bf16": "precision",
+                 "fp16": "precision"},
 }
+OWN_FIELDS["base"] = OWN_FIELDS["pretrain"]
 # Fields tmi-nlp sets for every model: seeds come from run.seed and the model's index, the output is the model's
 # folder, the device is chosen by the machine.
 SET_BY_TMI_NLP = ("output_dir", "seed", "data_seed", "use_cpu")
@@ -31,17 +34,6 @@ SET_BY_TMI_NLP = ("output_dir", "seed", "data_seed", "use_cpu")
 # recipe's `trainer` mapping asks for them.
 QUIET = {"save_strategy": "no", "logging_strategy": "no", "report_to": "none", "disable_tqdm": True,
          "dataloader_num_workers": 0}
-
-
-def bf16_supported() -> bool:
-    if torch.cuda.is_available():
-        return torch.cuda.is_bf16_supported()
-    # bf16 autocast on a CPU without native bf16 instructions is slower than fp32.
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
 def check_trainer_fields(trainer: dict[str, Any], section: str) -> None:
@@ -58,19 +50,19 @@ def check_trainer_fields(trainer: dict[str, Any], section: str) -> None:
                               f"one of its fields (e.g. gradient_accumulation_steps, lr_scheduler_type)")
     try:
         training_arguments(Path("unused"), epochs=1.0, learning_rate=1e-3, batch_size=1, weight_decay=0.0,
-                           warmup_ratio=0.0, bf16=False, seed=0, trainer=trainer)
+                           warmup_ratio=0.0, precision="fp32", seed=0, trainer=trainer)
     except (TypeError, ValueError) as err:
         raise RecipeError(f"{section}.trainer = {trainer!r}: {err}") from err
 
 
 def training_arguments(output_dir: Path, *, epochs: float, learning_rate: float, batch_size: int,
-                       weight_decay: float, warmup_ratio: float, bf16: bool, seed: int,
+                       weight_decay: float, warmup_ratio: float, precision: str, seed: int,
                        trainer: dict[str, Any]) -> TrainingArguments:
     """The Trainer's arguments: a section's own fields, then its `trainer` mapping over quiet defaults."""
     values = {**QUIET, **trainer,
               "output_dir": str(output_dir), "num_train_epochs": epochs, "learning_rate": learning_rate,
               "per_device_train_batch_size": batch_size, "weight_decay": weight_decay,
-              "bf16": bf16 and bf16_supported(), "use_cpu": not torch.cuda.is_available(), "seed": seed,
+              "bf16": precision == "bf16", "use_cpu": not torch.cuda.is_available(), "seed": seed,
               "data_seed": seed}
     values.setdefault("warmup_steps", warmup_ratio)  # transformers 5 reads a value below 1 as a share of the steps
     (args,) = HfArgumentParser(TrainingArguments).parse_dict(values, allow_extra_keys=False)

@@ -1,6 +1,7 @@
 """The TMI stages, one module each, linked only by files in the run folder (`tmi_nlp.store.RunDir`).
 
-    prepare  reads the raw data (the only stage that does)  -> config.yaml, plan/, tokenizer/, data/
+    base     the public base encoder, once per content      -> <base cache>/<hash>/ (linked as base/ by prepare)
+    prepare  reads the raw data (the only stage that does)  -> config.yaml, base/, plan/, tokenizer/, data/
     train    pretrain, signals, finetune, per model         -> models/<i>/
     attack   every attack; victims.py and target.py use the same loop with other roles
                                                             -> attacks/, victims/, targets/

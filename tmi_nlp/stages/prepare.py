@@ -288,12 +288,14 @@ def _tokenize(recipe: Recipe, plan: Plan, raw: RawData, run: RunDir) -> None:
     downstream = raw.downstream
 
     def encode(texts: list[str], specials: bool = True) -> list[list[int]]:
+        if not texts:
+            return []
         limit = max_len if specials else max_len - 2
         return tokenizer(texts, add_special_tokens=specials, truncation=True, max_length=limit)["input_ids"]
 
     atomic_write_json(run.data / "tokens.json", {
         "pool": encode(plan.pool),
-        "background": encode(background_texts(recipe, raw.corpus)) if raw.corpus is not None else [],
+        "background": encode(background_texts(recipe, raw.corpus) if raw.corpus is not None else []),
         "challenge": encode([plan.pool[j] for j in plan.challenge], specials=False),
         "train": encode(downstream.train_texts), "train_labels": downstream.train_labels,
         "eval": encode(downstream.eval_texts), "eval_labels": downstream.eval_labels,

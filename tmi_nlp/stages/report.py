@@ -22,13 +22,32 @@ def _spread(values: list[float]) -> dict:
     return {"mean": float(np.mean(values)), "min": float(np.min(values)), "max": float(np.max(values))}
 
 
+def victim_warnings(accuracy: float, reference: dict | None) -> list[str]:
+    """Why the victims' leakage figures may mean nothing: they are near chance, or far below what TF-IDF + logistic
+    regression reaches on the same split (more than 10 points)."""
+    if reference is None:
+        return []
+    chance, tfidf = reference["majority_class"], reference["tfidf_logistic"]
+    if accuracy < chance + max(0.05, 0.25 * (tfidf - chance)):
+        return [f"the victims are near chance: accuracy {accuracy:.3f}, majority class {chance:.3f}, TF-IDF + logistic "
+                f"regression {tfidf:.3f} on the same split. A model that learned nothing is not a model anyone "
+                f"releases: these leakage figures say little about a real one"]
+    if accuracy < tfidf - 0.10:
+        return [f"the victims are far below a simple reference: accuracy {accuracy:.3f} against TF-IDF + logistic "
+                f"regression {tfidf:.3f} on the same split; a released model would be better trained"]
+    return []
+
+
 def report(recipe: Recipe) -> dict:
     """report/metrics.json, report/roc.png and report/report.html; returns the summary."""
     run, recipe = open_run(recipe)
     results = attack(recipe)
     victims = run.finetune_metrics(recipe.run.num_models)
+    reference = json.loads(run.reference.read_text()) if run.reference.exists() else None
+    accuracy = _spread([m["eval_accuracy"] for m in victims])
     summary = {"recipe": recipe.to_dict(), "method": recipe.finetune.method, "attacks": results,
-               "victim_accuracy": _spread([m["eval_accuracy"] for m in victims])}
+               "victim_accuracy": accuracy, "reference_accuracy": reference,
+               "warnings": victim_warnings(accuracy["mean"], reference)}
     epsilons = [m["epsilon"] for m in victims] if all("epsilon" in m for m in victims) else None
     if epsilons:
         summary["epsilon"] = _spread(epsilons)
@@ -59,21 +78,32 @@ def _facts(recipe: Recipe, run: RunDir, summary: dict) -> dict[str, str]:
                   f"(target {dp['epsilon']:g}), delta {dp['delta']:g}, clipping norm {dp['max_grad_norm']:g}")
     else:
         method = f.method
-    acc = summary["victim_accuracy"]
-    return {
+    acc, ref = summary["victim_accuracy"], summary["reference_accuracy"]
+    reference = (f"; TF-IDF + logistic regression {ref['tfidf_logistic']:.3f}, majority class "
+                 f"{ref['majority_class']:.3f} on the same split" if ref else "")
+    base = ""
+    if recipe.base.corpus:
+        info = json.loads((run.base / "base.json").read_text())
+        base = (f"continued from a base encoder ({info['parameters'] / 1e6:.1f}M parameters, "
+                f"{info['tokens_seen'] / 1e6:.1f}M public tokens seen, held-out masked-LM loss "
+                f"{info['heldout_mlm_loss']:.2f}); ")
+    dose = (f"{recipe.pretrain.epochs:g} passes over the private half, which is {recipe.pretrain.private_share:.0%} "
+            f"of the texts seen" if recipe.pretrain.private_share < 1 else f"{recipe.pretrain.epochs:g} epochs")
+    facts = {"warning": " ".join(summary["warnings"])} if summary["warnings"] else {}
+    return {**facts,
         "models": f"{r.num_models} (each the victim once, {r.num_models - 1} shadows)",
         "pretraining pool": f"{d.pool} — {d.pool_size} texts, each model pretrains on about half" + (
             f"; partial knowledge: {d.known_fraction:g} of the pool of {d.known_pool_of}, the rest other texts"
             if d.known_pool_of else ""),
         "challenge points": f"{r.num_points} (records scored: {r.num_models * r.num_points})",
         "model": (f"BERT, {recipe.model.num_hidden_layers} layers, hidden {recipe.model.hidden_size}, "
-                  f"max length {recipe.model.max_length}; masked LM for {recipe.pretrain.epochs:g} epochs"),
+                  f"max length {recipe.model.max_length}; {base}masked LM for {dose}"),
         "downstream task": (f"{d.downstream} — {len(tokens['train'])} training and {len(tokens['eval'])} evaluation "
                             f"texts, {tokens['num_labels']} classes"),
         "finetuning": f"{method}; {f.epochs:g} epochs, learning rate {f.learning_rate:g}, batch {f.batch_size}",
         "queries": (f"A = {q.num_queries} per point: token {q.augmentation} at rate {q.rate:g}"
                     + (", query 0 unaugmented" if q.include_original else "")),
-        "victims' accuracy": f"mean {acc['mean']:.3f} (min {acc['min']:.3f}, max {acc['max']:.3f})",
+        "victims' accuracy": f"mean {acc['mean']:.3f} (min {acc['min']:.3f}, max {acc['max']:.3f}){reference}",
         "seed": str(r.seed),
     }
 

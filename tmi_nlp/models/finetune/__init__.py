@@ -32,6 +32,9 @@ class FinetuneMethod:
 
     name: str = ""
     options_class: type | None = None  # a dataclass of the method's own options, or None
+    # What finetune.epochs, learning_rate and batch_size are when the recipe leaves them out (measured per method:
+    # docs/experiments.md).
+    defaults: dict[str, Any] = {"epochs": 3.0, "learning_rate": 1e-4, "batch_size": 32}
 
     def options(self, args: FinetuneArguments) -> Any:
         """This method's options from `finetune.options.<name>`, defaults filled in and checked."""
@@ -76,9 +79,15 @@ def get_method(name: str) -> FinetuneMethod:
     return FINETUNE_METHODS[name]()
 
 
-def resolve_options(args: FinetuneArguments) -> dict[str, dict]:
-    """`finetune.options` with every option of the methods the recipe uses (and only those), checked."""
+def resolve_finetune(args: FinetuneArguments) -> FinetuneArguments:
+    """The section as it will run: the method's defaults where it leaves epochs, learning rate or batch size out,
+    and every option of the methods it uses (only those), checked. Idempotent."""
     method = get_method(args.method)
+    args = dataclasses.replace(args, **{k: v for k, v in method.defaults.items() if getattr(args, k) is None})
+    return dataclasses.replace(args, options=_resolve_options(method, args))
+
+
+def _resolve_options(method: FinetuneMethod, args: FinetuneArguments) -> dict[str, dict]:
     used = method.uses(args)
     unused = sorted(set(args.options) - set(used))
     if unused:
@@ -117,6 +126,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
     `model` is the method's `build` result when the caller made it already (tests do, to compare
     parameters before and after); otherwise it is built here.
     """
+    args = resolve_finetune(args)
     method = get_method(args.method)
     set_seed(seed)
     if model is None:
@@ -131,7 +141,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
         dataset = [{"input_ids": ids, "labels": y} for ids, y in zip(train_ids, train_labels, strict=True)]
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay, warmup_ratio=0.0,
-                                   bf16=args.bf16, seed=seed, trainer=args.trainer)
+                                   precision=args.precision, seed=seed, trainer=args.trainer)
         trainer = method.trainer(model, targs, dataset, tokenizer, [callback], args, seed)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)

@@ -148,6 +148,8 @@ class DPTrainer(Trainer):
 class DPFinetune(FinetuneMethod):
     name = "dp"
     options_class = DPOptions
+    # Noise averages out over large batches and more steps (docs/experiments.md, the DP-SGD scan).
+    defaults = {"epochs": 10.0, "learning_rate": 2e-2, "batch_size": 256}
 
     def uses(self, args: FinetuneArguments) -> list[str]:
         return [self.name, self.options(args).parameters]

@@ -72,6 +72,7 @@ class BertLinearProbe(BertPreTrainedModel):
 class LinearProbe(FinetuneMethod):
     name = "linear"
     options_class = LinearOptions
+    defaults = {"epochs": 3.0, "learning_rate": 5e-3, "batch_size": 32}  # only the head trains: a high rate
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:

@@ -49,6 +49,7 @@ def lora_config(options: LoraOptions) -> LoraConfig:
 class LoraFinetune(FinetuneMethod):
     name = "lora"
     options_class = LoraOptions
+    defaults = {"epochs": 3.0, "learning_rate": 5e-3, "batch_size": 32}
 
     def build(self, pretrained: Path, num_labels: int, train_ids: list[list[int]],
               tokenizer: PreTrainedTokenizerBase, args: FinetuneArguments) -> torch.nn.Module:
