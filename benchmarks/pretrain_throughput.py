@@ -6,7 +6,8 @@ Prints tokens/s of: the plain baseline (BertForMaskedLM, full-vocabulary head, f
 using every core), each of tmi-nlp's changes in turn (masked-positions-only head; bf16 autocast,
 the default precision, faster on CPUs with native bf16 and slower on some others), and the whole
 of it as the run executes it (W worker processes of 1 thread, each training its own model), with
-ratios and model FLOP utilisation against the CPU's measured matmul peak. Nothing here is asserted: the figures are the point.
+ratios and model FLOP utilisation against the CPU's measured matmul peak. Nothing here is asserted:
+the figures are the point.
 """
 
 import argparse

@@ -89,9 +89,10 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
 
 
 def train_masked_lm(model: BertForMaskedLM, texts: list[list[int]], tokenizer: PreTrainedTokenizerBase,
-                    args: PretrainArguments | BaseArguments, epochs: float, seed: int, output: Path) -> dict:
+                    args: PretrainArguments | BaseArguments, epochs: float, seed: int, output: Path,
+                    progress: bool = False) -> dict:
     """The Trainer loop of every masked LM (shadow or base); the model and its tokenizer-free config are saved
-    atomically at `output`."""
+    atomically at `output`. `progress`: the Trainer's own bar (for the one long training of a base)."""
     # No collator seed: it refuses to run in a worker process; set_seed makes the masking reproducible.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability)
     dataset = [{"input_ids": ids} for ids in texts]
@@ -99,7 +100,7 @@ def train_masked_lm(model: BertForMaskedLM, texts: list[list[int]], tokenizer: P
         targs = training_arguments(tmp / "trainer", epochs=epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay,
                                    warmup_ratio=args.warmup_ratio, precision=args.precision, seed=seed,
-                                   trainer=args.trainer)
+                                   trainer={"disable_tqdm": False, **args.trainer} if progress else args.trainer)
         trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)

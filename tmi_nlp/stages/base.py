@@ -77,7 +77,8 @@ def _train_base(recipe: Recipe, corpus: list[str], folder: Path) -> None:
     train_ids = encode(train)
     model = BertForMaskedLMSparse(bert_config(recipe.model, tokenizer))
     with atomic_dir(folder) as tmp:
-        result = train_masked_lm(model, train_ids, tokenizer, args, args.epochs, args.seed, tmp / "model")
+        result = train_masked_lm(model, train_ids, tokenizer, args, args.epochs, args.seed, tmp / "model",
+                                 progress=True)
         for item in (tmp / "model").iterdir():
             item.rename(tmp / item.name)
         (tmp / "model").rmdir()
