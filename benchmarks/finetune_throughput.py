@@ -96,7 +96,9 @@ def main() -> None:
         ("+ dynamic padding", {}, 1),
         ("+ length-grouped batches", dict(sampling="group_by_length"), 1),
         ("+ bf16 autocast", dict(sampling="group_by_length", precision="bf16"), 1),
-        (f"+ {cores} worker processes x 1 thread (as runs execute)",
+        (f"{cores} worker processes x 1 thread, grouped, fp32",
+         dict(sampling="group_by_length", precision="fp32", threads=1), cores),
+        (f"{cores} worker processes x 1 thread, grouped, bf16",
          dict(sampling="group_by_length", precision="bf16", threads=1), cores),
     ]
     rows, plain = [], None

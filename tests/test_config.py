@@ -120,7 +120,7 @@ def test_config_is_the_ground_floor():
     assert out.strip() == "[]"
 
 
-@pytest.mark.parametrize("method, rate", [("linear", 5e-3), ("full", 1e-4), ("dp", 2e-2)])
+@pytest.mark.parametrize("method, rate", [("linear", 5e-3), ("full", 1e-3), ("dp", 2e-2)])
 def test_each_method_brings_its_own_defaults_unless_the_recipe_sets_them(method, rate):
     recipe = resolve(load_recipe(ROOT / "recipes" / "demo.yaml", [f"finetune.method={method}"]))
     assert recipe.finetune.learning_rate == rate  # not the linear probe's rate kept for full finetuning
@@ -129,3 +129,17 @@ def test_each_method_brings_its_own_defaults_unless_the_recipe_sets_them(method,
     assert given.finetune.learning_rate == 3e-4  # '3e-4' is a string to YAML 1.1: read as the number it is
     with pytest.raises(RecipeError, match=r"finetune.learning_rate = 'fast': expected"):
         load_recipe(ROOT / "recipes" / "demo.yaml", ["finetune.learning_rate=fast"])
+
+
+def test_length_grouped_finetuning_reaches_the_trainer_and_old_runs_keep_shuffled_batches():
+    args = training_arguments(Path("unused"), epochs=1.0, learning_rate=1e-3, batch_size=8, weight_decay=0.0,
+                              warmup_ratio=0.0, precision="fp32", seed=0, trainer={}, group_by_length=True)
+    assert args.train_sampling_strategy == "group_by_length"
+    assert resolve(Recipe()).finetune.group_by_length
+    old = {"finetune": {"method": "linear", "bf16": True}, "pretrain": {"bf16": False}}
+    moved = migrate(old)
+    assert moved["finetune"]["group_by_length"] is False  # written before the field: batches were shuffled
+    assert moved["finetune"]["precision"] == "bf16" and moved["pretrain"]["precision"] == "fp32"
+    with pytest.raises(RecipeError, match=r"finetune.trainer.train_sampling_strategy: set by this section; "
+                                          r"expected finetune.group_by_length"):
+        resolve(load_recipe(ROOT / "recipes" / "demo.yaml", ["finetune.trainer.train_sampling_strategy=random"]))

@@ -123,7 +123,9 @@ def test_same_recipe_and_seed_give_the_scores_they_gave_before_the_one_house_ref
     # tests/data/scores_before_one_house.npz: every attack's scores, the query tensors and the masked-LM losses
     # of this recipe, computed with the code before the stages were split and the config moved (commit f5ffffe).
     names = ["mlp", "shared_centred", "logistic", "knn", "svm", "sklearn_mlp"]
-    recipe = tiny(run={"threads_per_worker": 1, "num_models": 5}, attack={"metaclassifiers": names})
+    # Uniformly shuffled finetuning batches, as that code had (length grouping came later, a recipe field).
+    recipe = tiny(run={"threads_per_worker": 1, "num_models": 5}, attack={"metaclassifiers": names},
+                  finetune={"group_by_length": False})
     summary = run_all(recipe, progress=False)
     run = RunDir(recipe.run_dir)
     before = np.load(Path(__file__).with_name("data") / "scores_before_one_house.npz")

@@ -3,7 +3,8 @@
     python docs/scripts/base_size.py RECIPE [--bases 128x2:1:5e-4,...] [--methods full:1e-3:3,...]
                                             [--tasks agnews,sst2] [--random-init]
 
-Each base is HIDDENxLAYERS:EPOCHS:LR (trained once: bases are cached by content, so a rerun only
+Methods are METHOD:LR:EPOCHS (linear-mean: the linear probe on mean-pooled features). Each base is
+HIDDENxLAYERS:EPOCHS:LR (trained once: bases are cached by content, so a rerun only
 finetunes). On each base (or a randomly initialised encoder of its size, with --random-init) one
 classifier is finetuned per task and METHOD:LR:EPOCHS, straight from the base (no private
 continued pretraining), and a row prints the base's parameters, tokens seen, time and held-out
@@ -62,8 +63,9 @@ def main() -> None:
             cells = []
             for method, rate, method_epochs in methods:
                 start = time.perf_counter()
-                finetune = dataclasses.replace(recipe.finetune, method=method, learning_rate=rate, epochs=method_epochs,
-                                               options={})
+                name, _, pooling = method.partition("-")  # linear-mean: the probe on mean-pooled features
+                finetune = dataclasses.replace(recipe.finetune, method=name, learning_rate=rate, epochs=method_epochs,
+                                               options={"linear": {"pooling": pooling}} if pooling else {})
                 with quiet_transformers():
                     metrics = finetune_model(start_from, tokens["train"], tokens["train_labels"], tokens["eval"],
                                              tokens["eval_labels"], tokens["num_labels"], tokenizer, finetune,

@@ -24,7 +24,7 @@ OWN_FIELDS = {
                  "fp16": "precision"},
     "finetune": {"num_train_epochs": "epochs", "learning_rate": "learning_rate",
                  "per_device_train_batch_size": "batch_size", "weight_decay": "weight_decay", "bf16": "precision",
-                 "fp16": "precision"},
+                 "fp16": "precision", "train_sampling_strategy": "group_by_length"},
 }
 OWN_FIELDS["base"] = OWN_FIELDS["pretrain"]
 # Fields tmi-nlp sets for every model: seeds come from run.seed and the model's index, the output is the model's
@@ -57,13 +57,15 @@ def check_trainer_fields(trainer: dict[str, Any], section: str) -> None:
 
 def training_arguments(output_dir: Path, *, epochs: float, learning_rate: float, batch_size: int,
                        weight_decay: float, warmup_ratio: float, precision: str, seed: int,
-                       trainer: dict[str, Any]) -> TrainingArguments:
+                       trainer: dict[str, Any], group_by_length: bool = False) -> TrainingArguments:
     """The Trainer's arguments: a section's own fields, then its `trainer` mapping over quiet defaults."""
     values = {**QUIET, **trainer,
               "output_dir": str(output_dir), "num_train_epochs": epochs, "learning_rate": learning_rate,
               "per_device_train_batch_size": batch_size, "weight_decay": weight_decay,
               "bf16": precision == "bf16", "use_cpu": not torch.cuda.is_available(), "seed": seed,
               "data_seed": seed}
+    if group_by_length:
+        values["train_sampling_strategy"] = "group_by_length"
     values.setdefault("warmup_steps", warmup_ratio)  # transformers 5 reads a value below 1 as a share of the steps
     (args,) = HfArgumentParser(TrainingArguments).parse_dict(values, allow_extra_keys=False)
     return args

@@ -141,7 +141,8 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
         dataset = [{"input_ids": ids, "labels": y} for ids, y in zip(train_ids, train_labels, strict=True)]
         targs = training_arguments(tmp / "trainer", epochs=args.epochs, learning_rate=args.learning_rate,
                                    batch_size=args.batch_size, weight_decay=args.weight_decay, warmup_ratio=0.0,
-                                   precision=args.precision, seed=seed, trainer=args.trainer)
+                                   precision=args.precision, seed=seed, trainer=args.trainer,
+                                   group_by_length=args.group_by_length)
         trainer = method.trainer(model, targs, dataset, tokenizer, [callback], args, seed)
         result = trainer.train()
         shutil.rmtree(tmp / "trainer", ignore_errors=True)
