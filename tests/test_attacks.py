@@ -291,3 +291,15 @@ def test_roles_refuse_a_victim_among_its_shadows():
     with pytest.raises(ValueError, match="among its own shadows"):
         Roles(np.array([0, 1]), np.array([[1, 2], [1, 2]]))
     assert Roles.separate(3, 2).common_shadows and not Roles.leave_one_out(4).common_shadows
+
+
+@pytest.mark.parametrize("name", ["logistic", "svm", "knn"])
+def test_per_point_sklearn_scores_are_member_probabilities_on_one_scale(name):
+    queries, labels = planted(num_models=8, num_points=12)
+    labels[:, :3] = True  # points 0-2: every model IN, so every victim's shadows are on one side
+    labels[:, 3] = False
+    scores = run_attack(name, queries, labels, AttackArguments(), 0, Roles.leave_one_out(8))
+    assert scores.shape == (8, 12) and (scores >= 0).all() and (scores <= 1).all()
+    # One-sided points get the smoothed prior of 7 shadows: 8/9 IN, 1/9 OUT; never a log-odds or a certainty.
+    np.testing.assert_allclose(scores[:, :3], 8 / 9)
+    np.testing.assert_allclose(scores[:, 3], 1 / 9)

@@ -47,3 +47,25 @@ def test_evaluate_module_loads_offline_and_equals_the_library():
     got = metric.compute(predictions=scores, references=labels.astype(int), bootstrap=20, seed=1)
     assert got == membership_metrics(labels, scores, bootstrap=20, seed=1)
     assert set(got) >= {"auc", "tpr@0.001", "tpr@0.01", "tpr@0.1", "balanced_accuracy", "auc_ci95", "tpr@0.1_ci95"}
+
+
+def test_tpr_at_fpr_keeps_thresholds_inside_runs_of_ties():
+    labels = np.array([1, 0, 1, 0, 1, 0] + [0] * 994 + [1] * 97, bool)
+    scores = np.array([3, 3, 2, 2, 1, 1] + [0] * 1091, float)
+    # At score >= 2: 2 of 100 members and 2 of 997 non-members (FPR 0.002006 <= 0.0021).
+    assert tpr_at_fpr(labels, scores, 0.0021) == pytest.approx(0.02)
+    assert tpr_at_fpr(labels, scores, 0.0011) == pytest.approx(0.01)
+
+
+def test_the_bootstrap_over_points_is_wider_when_a_points_records_move_together():
+    rng = np.random.default_rng(2)
+    victims, points = 16, 150
+    labels = rng.random((victims, points)) < 0.5
+    difficulty = rng.normal(size=points)  # each point's scores share its difficulty under every victim
+    scores = difficulty[None] + 0.5 * labels + 0.3 * rng.normal(size=(victims, points))
+    by_record = membership_metrics(labels, scores, bootstrap=200)
+    by_point = membership_metrics(labels, scores, bootstrap=200,
+                                  groups=np.broadcast_to(np.arange(points), labels.shape))
+    assert by_point["auc"] == by_record["auc"] and by_point["bootstrap_unit"] == "groups"
+    width = lambda m: m["auc_ci95"][1] - m["auc_ci95"][0]  # noqa: E731
+    assert width(by_point) > 1.3 * width(by_record)

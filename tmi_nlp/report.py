@@ -95,6 +95,15 @@ def summary_table(results: dict[str, dict], accuracy: dict | None = None, refere
     return text
 
 
+def _bootstrap_unit(results: dict[str, dict]) -> str:
+    """What the intervals resampled: whole challenge points (runs of this version) or single records (older)."""
+    units = {m.get("bootstrap_unit", "records") for m in results.values() if "auc_ci95" in m}
+    if units == {"challenge points"}:
+        return "over challenge points (all of a point's records resampled together)"
+    return "over records (resampled one by one: narrower than over points)" if units == {"records"} else \
+        "over challenge points, or over records for attacks scored by an older version"
+
+
 def metrics_html(results: dict[str, dict]) -> str:
     """The attacks as an HTML table, grouped by family, every metric with its interval."""
     return attack_table({name: results[name] for name in by_family(results)}, "html", family=True, seconds=True)
@@ -140,7 +149,7 @@ def report_html(title: str, facts: dict[str, str], results: dict[str, dict],
 <h1>{html.escape(title)}</h1>
 <p>Membership inference on the <em>pretraining</em> data of finetuned classifiers (TMI, Abascal et al.,
 PETS 2024). Every model is the victim once; the other models are its shadows. Scores of all victims are
-pooled; intervals are 95% bootstrap intervals over records.</p>
+pooled; intervals are 95% bootstrap intervals {html.escape(_bootstrap_unit(results))}.</p>
 <h2>Setting</h2><dl>{facts_html}</dl>
 <h2>Attacks</h2>{metrics_html(results)}
 <h2>ROC (log-log)</h2>{_img(roc_figure(curves, title, styles), "ROC curves of every attack")}

@@ -9,6 +9,7 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.neighbors import KNeighborsClassifier
 from sklearn.neural_network import MLPClassifier
 from sklearn.svm import SVC
+from threadpoolctl import threadpool_limits
 
 from tmi_nlp.attacks import register
 from tmi_nlp.attacks.batched_mlp import MLPSettings, fit_predict, predict_in, train
@@ -66,26 +67,36 @@ def _sklearn_model(name: str, args: AttackArguments, seed: int):
                          learning_rate_init=args.learning_rate, max_iter=args.epochs, random_state=seed)
 
 
+def _member_probability(model, x: np.ndarray) -> np.ndarray:
+    """P(member) of each query: every per-point attack scores on one scale, [0, 1]. The SVM has no probabilities
+    without a cross-validated Platt fit (too few shadows per point for one): the logistic of its margin."""
+    if isinstance(model, SVC):
+        return 1 / (1 + np.exp(-model.decision_function(x)))
+    return model.predict_proba(x)[:, list(model.classes_).index(True)]
+
+
 def _per_point_sklearn(name: str):
     def attack(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                roles: Roles) -> np.ndarray:
         feats = tmi_features(queries)
-        k = feats.shape[1]
+        k, a = feats.shape[1:3]
         train_roles, groups = _training_groups(roles)
         x, y = shadow_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
         scores = np.empty((len(roles.victims), k))
-        for t, group in enumerate(groups):
-            for j in range(k):
-                if y[t, j].min() == y[t, j].max():  # every shadow on one side: only the prior is known
-                    scores[group, j] = float(y[t, j, 0])
-                    continue
-                with warnings.catch_warnings():  # sklearn's MLP warns at its epoch cap, by design here
-                    warnings.simplefilter("ignore", ConvergenceWarning)
+        # One BLAS thread: thousands of tiny fits oversubscribe the cores otherwise (10x slower measured).
+        with threadpool_limits(1), warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)  # sklearn's MLP warns at its epoch cap, by design
+            for t, group in enumerate(groups):
+                for j in range(k):
+                    if y[t, j].min() == y[t, j].max():
+                        # Every shadow on one side: only the prior is known, smoothed (Laplace) so that it is a
+                        # probability on the scale of the fitted points', not a certainty.
+                        shadows = len(y[t, j]) // a  # y holds each shadow's label once per query
+                        scores[group, j] = (y[t, j].sum() // a + 1) / (shadows + 2)
+                        continue
                     model = _sklearn_model(name, args, seed).fit(x[t, j], y[t, j])
-                for i in group:
-                    victim = feats[roles.victims[i], j]
-                    scores[i, j] = (model.decision_function(victim).mean() if hasattr(model, "decision_function")
-                                    else model.predict_proba(victim)[:, 1].mean())
+                    for i in group:
+                        scores[i, j] = _member_probability(model, feats[roles.victims[i], j]).mean()
         return scores
 
     attack.__doc__ = f"Per (victim, point) scikit-learn {name} metaclassifier on TMI features."

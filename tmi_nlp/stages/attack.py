@@ -46,9 +46,13 @@ def attack_loop(out_root: Path, names: list[str], read: Callable[[str], np.ndarr
                   "method": recipe.finetune.method, "shuffled_labels": recipe.attack.shuffle_labels}
         if grade:
             victim_labels = labels[roles.victims]
+            # Intervals resample whole challenge points: a point's records (one per victim) are not independent.
+            points = np.broadcast_to(np.arange(victim_labels.shape[1]), victim_labels.shape).ravel()
             record.update(load_membership_metric().compute(
                 predictions=scores.ravel(), references=victim_labels.ravel().astype(int),
-                bootstrap=recipe.attack.bootstrap, seed=recipe.run.seed))
+                bootstrap=recipe.attack.bootstrap, seed=recipe.run.seed, groups=points))
+            if "bootstrap_unit" in record:
+                record["bootstrap_unit"] = "challenge points"
             atomic_save_npy(out / "labels.npy", victim_labels)
         atomic_save_npy(out / "scores.npy", scores.astype(np.float64))
         atomic_write_json(out / "metrics.json", record)  # last: marks the attack finished
