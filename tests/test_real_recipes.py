@@ -41,7 +41,8 @@ def test_real_recipe_smoke(path, tmp_path):
     recipe = smoke_recipe(path, tmp_path)
     victims = None
     if recipe.data.known_pool_of:  # partial knowledge: the victims' zoo first, then the shadows attack it
-        victims = smoke_recipe(ROOT / "recipes" / "real" / "agnews-linear.yaml", tmp_path)
+        of = "continued-agnews-full.yaml" if path.stem.startswith("continued") else "agnews-linear.yaml"
+        victims = smoke_recipe(ROOT / "recipes" / "real" / of, tmp_path)
         run_all(victims, progress=False)
         recipe.data.known_pool_of = str(victims.run_dir)
     summary = run_all(recipe, progress=False)
