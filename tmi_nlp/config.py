@@ -287,7 +287,8 @@ BACKENDS = ("auto", "kernel", "torch")
 class AttackArguments:
     metaclassifiers: list[str] = field(default_factory=lambda: list(DEFAULT_METACLASSIFIERS), metadata={
         "help": "Attacks on the query tensor: per-point mlp, logistic, knn, svm, sklearn_mlp, "
-                "or shared_centred (one classifier across points on per-point centred features)."})
+                "shared_centred (one classifier across points on per-point centred features), or on calibrated "
+                "class logits that do not saturate on confident victims: mlp_calibrated, shared_calibrated."})
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES), metadata={
         "help": "Attacks TMI is compared with, on the same models: lira_online, lira_offline (and "
                 "_global_var), rmia, rmia_offline, label_only, calibrated_confidence, confidence, entropy, "

@@ -46,4 +46,4 @@ def run_attack(name: str, data: np.ndarray, labels: np.ndarray, args: AttackArgu
 
 
 # Importing the modules registers the attacks.
-from tmi_nlp.attacks import baselines, tmi, whitebox  # noqa: E402, F401
+from tmi_nlp.attacks import baselines, calibrated, tmi, whitebox  # noqa: E402, F401

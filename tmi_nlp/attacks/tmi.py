@@ -24,7 +24,7 @@ def mlp_settings(args: AttackArguments, batch_size: int | None = None) -> MLPSet
                        backend=args.backend)
 
 
-def _training_groups(roles: Roles) -> tuple[Roles, np.ndarray]:
+def training_groups(roles: Roles) -> tuple[Roles, np.ndarray]:
     """The roles to train on, and int [T, G]: the victims (indices into roles.victims) each training serves.
 
     With common shadows one training serves every victim (T = 1, G = V); otherwise each victim
@@ -44,7 +44,7 @@ def per_point_mlp(queries: np.ndarray, labels: np.ndarray, args: AttackArguments
     """
     feats = tmi_features(queries)
     _, k, a, c = feats.shape
-    train_roles, groups = _training_groups(roles)
+    train_roles, groups = training_groups(roles)
     t, g = groups.shape
     x, y = shadow_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
     # Training t scores its victims' A vectors per point: [T, G, K, A, C] -> [T*K, G*A, C].
@@ -80,7 +80,7 @@ def _per_point_sklearn(name: str):
                roles: Roles) -> np.ndarray:
         feats = tmi_features(queries)
         k, a = feats.shape[1:3]
-        train_roles, groups = _training_groups(roles)
+        train_roles, groups = training_groups(roles)
         x, y = shadow_training_sets(feats, labels, args.shuffle_labels, np.random.default_rng([seed, 5]), train_roles)
         scores = np.empty((len(roles.victims), k))
         # One BLAS thread: thousands of tiny fits oversubscribe the cores otherwise (10x slower measured).
@@ -118,10 +118,10 @@ def centred_features(feats: np.ndarray, labels: np.ndarray, roles: Roles, shuffl
     the direction in which membership moves it. A shadow's own vector is left out of the means
     it is centred with (otherwise it is pulled towards its own class in training, which it will
     not be for the victim). Returns X [T, M*K*A, 2C], y [T, M*K*A] (T trainings, as in
-    `_training_groups`) and victim X [V, K*A, 2C], each victim centred by its training's means.
+    `training_groups`) and victim X [V, K*A, 2C], each victim centred by its training's means.
     """
     _, k, a, c = feats.shape
-    train_roles, groups = _training_groups(roles)
+    train_roles, groups = training_groups(roles)
     t, m = train_roles.shadows.shape
     means = feats.mean(axis=2)  # [N, K, C]: each model's mean vector per point
     lab = labels[train_roles.shadows]  # [T, M, K]
@@ -163,7 +163,7 @@ def shared_centred(queries: np.ndarray, labels: np.ndarray, args: AttackArgument
     # Thousands of examples per victim: larger minibatches keep the step count near the per-point MLP's.
     settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
     params = train(torch.as_tensor(x), torch.as_tensor(y), settings, torch.Generator().manual_seed(seed + 1))
-    _, groups = _training_groups(roles)
+    _, groups = training_groups(roles)
     t, g = groups.shape
     probs = predict_in(params, torch.as_tensor(xv[groups].reshape(t, g * k * a, -1))).numpy()
     scores = np.empty((len(roles.victims), k))

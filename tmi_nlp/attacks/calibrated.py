@@ -1,0 +1,126 @@
+"""TMI on calibrated features that do not saturate on confident outputs (beyond the paper).
+
+The paper's feature map, phi = log p - log(1 - p) per class scaled to L2 norm <= 1, keeps only
+the direction of the vector: with two classes every vector past about 0.67 confidence becomes
+(+-0.707, -+0.707) and only the predicted label survives. Membership in a confident victim shows
+in *how* confident it is, relative to how confident models that did not see the text are.
+
+So each class's score is taken as a logit, log p_c - log(sum of the other classes' p), computed
+from the small probabilities so that float32 softmax vectors keep their precision near 1, and
+standardised per point against the victim's OUT shadows (difficulty calibration, Watson et al.,
+ICLR 2022): z = (score - mean_out) / sd_out, per point and class. The per-point standard deviation
+of a few shadows is noisy, so it is shrunk towards the mean over points (a prior worth
+`PRIOR_MODELS` models). Nothing is clipped. A shadow's own vector never enters the statistics
+that standardise it (leave-one-out), as it will not for the victim.
+"""
+
+import numpy as np
+import torch
+
+from tmi_nlp.attacks import register
+from tmi_nlp.attacks.batched_mlp import fit_predict, predict_in, train
+from tmi_nlp.attacks.features import EPS, Roles
+from tmi_nlp.attacks.tmi import mlp_settings, training_groups
+from tmi_nlp.config import AttackArguments
+
+PRIOR_MODELS = 4.0  # weight of the pooled variance, in models, when a point's own is estimated
+MIN_STD = 1e-3
+
+
+def class_logits(queries: np.ndarray) -> np.ndarray:
+    """float64 [..., C]: log p_c - log(sum over c' != c of p_c'), from the probabilities (no 1 - p)."""
+    p = np.clip(queries.astype(np.float64), EPS, 1)
+    others = p.sum(-1, keepdims=True) - p
+    # Where the others' sum underflows in 1 - p terms, the small probabilities themselves carry it.
+    return np.log(p) - np.log(np.maximum(others, EPS * EPS))
+
+
+def _moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> tuple[np.ndarray, np.ndarray]:
+    """Leave-one-out mean and shrunk std [M, K, C] of the vectors f [M, K, A, C] of the models in `members`
+    [M, K], for each model m without its own vectors (`own` [M, K]: m is in `members`)."""
+    w = members[:, :, None, None].astype(np.float64)
+    s1, s2 = (f * w).sum((0, 2)), (f**2 * w).sum((0, 2))  # [K, C]
+    own1, own2 = f.sum(2), (f**2).sum(2)  # [M, K, C]
+    drop = own[..., None].astype(np.float64)
+    models = members.sum(0)[None] - own  # [M, K]: models left after leaving m out
+    count = np.maximum(models * a, 1)[..., None]
+    mean = (s1[None] - own1 * drop) / count
+    var = np.maximum((s2[None] - own2 * drop) / count - mean**2, 0)
+    pooled = np.nanmean(np.where(models[..., None] > 0, var, np.nan), axis=1, keepdims=True)  # [M, 1, C]
+    pooled = np.nan_to_num(pooled, nan=1.0)
+    shrunk = (models[..., None] * var + PRIOR_MODELS * pooled) / (models[..., None] + PRIOR_MODELS)
+    mean = np.where(models[..., None] > 0, mean, np.nan)
+    return mean, np.maximum(np.sqrt(shrunk), MIN_STD)
+
+
+def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,
+                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Training sets of the calibrated attacks, one per distinct set of shadows (as `training_groups`).
+
+    Returns X [T, M, K, A, 2C] (each shadow's z-scores, then (mean_in - mean_out) / sd_out of the point: the
+    direction membership moves it), y [T, M, K], and the victims' X [V, K, A, 2C], standardised by all of
+    their training's shadows.
+    """
+    f = class_logits(queries)  # [N, K, A, C]
+    a = f.shape[2]
+    train_roles, groups = training_groups(roles)
+    t, m = train_roles.shadows.shape
+    lab = labels[train_roles.shadows]  # [T, M, K]
+    if shuffle:
+        lab = np.take_along_axis(lab, rng.random(lab.shape).argsort(axis=1), axis=1)
+    x_train, x_victim = [], np.empty((len(roles.victims),) + f.shape[1:-1] + (2 * f.shape[-1],))
+    for j in range(t):
+        fs, is_in = f[train_roles.shadows[j]], lab[j]
+        mu_out, sd_out = _moments(fs, ~is_in, ~is_in, a)
+        mu_in, _ = _moments(fs, is_in, is_in, a)
+        x_train.append(_stack(fs, mu_in, mu_out, sd_out))
+        # The victims of this training: statistics of every shadow (no one to leave out).
+        none = np.zeros_like(is_in)
+        v_out, v_sd = _moments(fs, ~is_in, none, a)
+        v_in, _ = _moments(fs, is_in, none, a)
+        served = roles.victims[groups[j]]
+        x_victim[groups[j]] = _stack(f[served], v_in[:1], v_out[:1], v_sd[:1])
+    return np.stack(x_train).astype(np.float32), lab, x_victim.astype(np.float32)
+
+
+def _stack(f: np.ndarray, mu_in: np.ndarray, mu_out: np.ndarray, sd_out: np.ndarray) -> np.ndarray:
+    """[..., K, A, 2C]: z-scores against the OUT statistics, and the IN-OUT direction in the same units."""
+    z = np.nan_to_num((f - mu_out[:, :, None]) / sd_out[:, :, None])
+    d = np.nan_to_num((mu_in - mu_out) / sd_out)[:, :, None]
+    return np.concatenate([z, np.broadcast_to(d, z.shape)], axis=-1)
+
+
+@register("mlp_calibrated")
+def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                         roles: Roles) -> np.ndarray:
+    """One MLP per (victim, point), as the paper's, on per-point calibrated class logits (z-scores)."""
+    x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 5]))
+    t, m, k, a, c2 = x.shape
+    c = c2 // 2
+    _, groups = training_groups(roles)
+    g = groups.shape[1]
+    xt = x[..., :c].transpose(0, 2, 1, 3, 4).reshape(t * k, m * a, c)
+    yt = np.repeat(y.transpose(0, 2, 1), a, axis=2).reshape(t * k, m * a)
+    xq = xv[groups][..., :c].transpose(0, 2, 1, 3, 4).reshape(t * k, g * a, c)
+    probs = fit_predict(xt, yt, xq, mlp_settings(args), seed)
+    scores = np.empty((len(roles.victims), k))
+    scores[groups.ravel()] = probs.reshape(t, k, g, a).mean(-1).transpose(0, 2, 1).reshape(t * g, k)
+    return scores
+
+
+@register("shared_calibrated")
+def shared_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                      roles: Roles) -> np.ndarray:
+    """One MLP per victim shared by all points, on calibrated class logits and the point's IN-OUT direction."""
+    x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]))
+    t, m, k, a, c2 = x.shape
+    yt = np.broadcast_to(y[..., None], y.shape + (a,)).reshape(t, -1)
+    settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
+    params = train(torch.as_tensor(x.reshape(t, m * k * a, c2)), torch.as_tensor(np.ascontiguousarray(yt)),
+                   settings, torch.Generator().manual_seed(seed + 1))
+    _, groups = training_groups(roles)
+    g = groups.shape[1]
+    probs = predict_in(params, torch.as_tensor(xv[groups].reshape(t, g * k * a, c2))).numpy()
+    scores = np.empty((len(roles.victims), k))
+    scores[groups.ravel()] = probs.reshape(t * g, k, a).mean(-1)
+    return scores
