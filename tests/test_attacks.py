@@ -328,3 +328,28 @@ def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(n
     assert auc["mlp_calibrated"] > 0.95 and auc["shared_calibrated"] > 0.95
     if num_classes == 2:
         assert auc["mlp"] < 0.6  # phi = (z, -z) clipped to norm 1: past p ~ 0.67 only the label survives
+
+
+def test_dataset_p_values_are_uniform_for_unseen_sets_and_small_for_seen_ones():
+    from scipy.stats import kstest
+
+    from tmi_nlp.attacks.dataset import dataset_p_value
+
+    queries, labels = confident(4, shift=0.8, seed=1)
+    rng = np.random.default_rng(0)
+    seen, unseen = [], []
+    for v in range(16):
+        shadows = np.delete(np.arange(16), v)
+        for _ in range(4):
+            seen.append(dataset_p_value(queries, labels, v, shadows, rng.choice(np.flatnonzero(labels[v]), 10,
+                                                                               replace=False))["p_value"])
+            unseen.append(dataset_p_value(queries, labels, v, shadows, rng.choice(np.flatnonzero(~labels[v]), 10,
+                                                                                 replace=False))["p_value"])
+    assert np.mean(np.array(seen) < 0.01) > 0.95
+    assert kstest(unseen, "uniform").pvalue > 0.01 and np.mean(np.array(unseen) < 0.05) < 0.1
+    # The victim's own row is never read: flipping it leaves its p-value as it was.
+    flipped = labels.copy()
+    flipped[0] = ~flipped[0]
+    points = np.arange(10)
+    assert (dataset_p_value(queries, labels, 0, np.arange(1, 16), points)
+            == dataset_p_value(queries, flipped, 0, np.arange(1, 16), points))
