@@ -1,8 +1,8 @@
 """Dataset-level inference: was this set of texts in the victim's pretraining data? One test, one p-value.
 
 An auditor rarely asks about one text: the question is whether a corpus was used. Weak per-text
-evidence adds up over a set. For each text the victim's confidence in its predicted class (the
-class logit of `calibrated.class_logits`, mean over the A queries) is standardised against the
+evidence adds up over a set. For each text the victim's confidence in the class all models favour
+(the class logit of `calibrated.class_logits`, mean over the A queries) is standardised against the
 victim's OUT shadows for that text (z); the set's statistic is the mean z over its texts.
 
 The null distribution ("none of these texts was seen") is built from the shadows alone, never
@@ -15,7 +15,6 @@ which the tests and the shuffled-membership control check.
 
 import numpy as np
 
-from tmi_nlp.attacks.baselines import predicted_class
 from tmi_nlp.attacks.calibrated import PRIOR_MODELS, class_logits
 
 MIN_STD = 1e-3
@@ -59,14 +58,23 @@ def dataset_p_value(queries: np.ndarray, labels: np.ndarray, victim: int, shadow
     the number of texts that could be tested (those with at least two OUT shadows).
     """
     points = np.asarray(points)
-    classes = predicted_class(queries[victim][None])[0]  # the victim's predicted class per text
+    # The class read per text is the one all models put most probability on: chosen the same way for the victim
+    # and every shadow. (The victim's own predicted class would be its highest logit by construction, and its
+    # statistic would beat the shadows' on non-members too.)
+    classes = queries.mean((0, 2)).argmax(-1)
     stat = _statistic(queries, classes)
     out = ~labels[shadows]
     z_shadows, mean, std = shadow_z(stat[shadows], out)
     usable = points[(~np.isnan(z_shadows[:, points])).sum(0) >= 1]
     if not len(usable):
         raise ValueError("points: no text of the set has an OUT shadow; expected shadows that did not see them")
-    observed = float(np.mean((stat[victim, usable] - mean[usable]) / std[usable]))
+    # Each model's z-scores are centred on its own mean over every text: a model more confident than the others
+    # on all texts alike (a model-level effect) moves all of its z-scores together, which the null, drawn text by
+    # text from different shadows, would not reproduce.
+    z_victim = (stat[victim] - mean) / std
+    z_victim -= z_victim.mean()
+    z_shadows = z_shadows - ((stat[shadows] - mean) / std).mean(1, keepdims=True)
+    observed = float(np.mean(z_victim[usable]))
     rng = np.random.default_rng(seed)
     null = np.zeros(draws)
     for k in usable:
