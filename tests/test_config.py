@@ -40,7 +40,7 @@ def test_accelerate_configs_are_launcher_configs(path):
     ({"pretrain": {"epochz": 3}}, "pretrain.epochz: unknown key"),
     ({"trainer": {}}, "trainer: unknown section"),
     ({"run": {"num_models": "16"}}, "run.num_models = '16': expected int"),
-    ({"run": {"num_models": 2}}, "run.num_models = 2: expected an integer >= 3"),
+    ({"run": {"num_models": 2}}, "run.num_models = 2: expected an integer in [3, 10000]"),
     ({"run": {"num_models": True}}, "run.num_models = True: expected int"),
     ({"finetune": {"method": "prefix"}}, "finetune.method = 'prefix': expected one of"),
     ({"query": {"rate": 1.5}}, "query.rate = 1.5: expected a number in [0, 1]"),
@@ -143,3 +143,19 @@ def test_length_grouped_finetuning_reaches_the_trainer_and_old_runs_keep_shuffle
     with pytest.raises(RecipeError, match=r"finetune.trainer.train_sampling_strategy: set by this section; "
                                           r"expected finetune.group_by_length"):
         resolve(load_recipe(ROOT / "recipes" / "demo.yaml", ["finetune.trainer.train_sampling_strategy=random"]))
+
+
+@pytest.mark.parametrize("override, message", [
+    ("run.seed=42949", r"run.seed = 42949: expected an integer in \[0, 42948\]"),
+    ("run.seed=-1", r"run.seed = -1: expected an integer in \[0, "),
+    ("pretrain.epochs=.inf", r"pretrain.epochs = inf: expected a finite number > 0"),
+    ("run.num_models=100000000000", r"run.num_models = 100000000000: expected an integer in \[3, 10000\]"),
+])
+def test_values_that_would_fail_after_the_run_folder_is_written_are_refused_first(override, message):
+    with pytest.raises(RecipeError, match=message):
+        load_recipe(ROOT / "recipes" / "demo.yaml", [override])
+
+
+def test_a_home_relative_output_dir_is_expanded():
+    recipe = load_recipe(ROOT / "recipes" / "demo.yaml", ["run.output_dir=~/runs"])
+    assert recipe.run_dir == Path.home() / "runs" / "demo"

@@ -34,6 +34,9 @@ def require(ok: bool, section: str, name: str, value: Any, expected: str) -> Non
         raise RecipeError(f"{section}.{name} = {value!r}: expected {expected}")
 
 
+MAX_MODELS = 10_000  # beyond it the membership plan alone (models x pool booleans) outgrows a machine
+
+
 @dataclass
 class RunArguments:
     name: str = field(default="demo", metadata={"help": "Run name: the folder under output_dir."})
@@ -52,8 +55,11 @@ class RunArguments:
         s = "run"
         require(bool(self.name) and "/" not in self.name and self.name not in {".", ".."}
                  and "\\" not in self.name, s, "name", self.name, "a plain folder name (no '/', '..')")
-        require(self.num_models >= 3, s, "num_models", self.num_models,
-                 "an integer >= 3 (leave-one-out needs IN and OUT shadows)")
+        require(3 <= self.num_models <= MAX_MODELS, s, "num_models", self.num_models,
+                 f"an integer in [3, {MAX_MODELS}] (leave-one-out needs IN and OUT shadows)")
+        # Model i's seed is seed * 100003 + i, a 32-bit unsigned integer for numpy and torch.
+        require(self.seed >= 0 and self.seed * 100_003 + self.num_models < 2**32, s, "seed", self.seed,
+                f"an integer in [0, {(2**32 - self.num_models) // 100_003}] (each model's seed must fit in 32 bits)")
         require(self.num_points >= 1, s, "num_points", self.num_points, "an integer >= 1")
         require(self.workers >= 0, s, "workers", self.workers, "an integer >= 0")
         require(self.threads_per_worker >= 0, s, "threads_per_worker", self.threads_per_worker,
@@ -210,7 +216,7 @@ class PretrainArguments:
 
     def __post_init__(self) -> None:
         s = "pretrain"
-        require(self.epochs > 0, s, "epochs", self.epochs, "a number > 0")
+        require(0 < self.epochs < float("inf"), s, "epochs", self.epochs, "a finite number > 0")
         require(0 < self.private_share <= 1, s, "private_share", self.private_share, "a number in (0, 1]")
         require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
         require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
@@ -371,7 +377,7 @@ class Recipe:
 
     @property
     def run_dir(self) -> Path:
-        return Path(self.run.output_dir) / self.run.name
+        return Path(self.run.output_dir).expanduser() / self.run.name
 
 
 # Keys that moved, old place -> new place: a recipe that uses the old key gets an error naming the new
