@@ -253,3 +253,27 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tiny, monkeypatch):
                                                                  dict(os.environ)))
     with pytest.raises(WorkerError, match=r"model \d: its worker process exited with code 3"):
         train_models(recipe, progress=False)
+
+
+def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_one_leaves_no_lock(tiny, tmp_path):
+    import subprocess
+    import sys
+
+    from tmi_nlp.atomic import RunLocked
+    from tmi_nlp.stages import run_all
+
+    recipe = tiny()
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import sys, time; from tmi_nlp.atomic import writer_lock\n"
+        f"with writer_lock({str(recipe.run_dir)!r}):\n    print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        with pytest.raises(RunLocked, match=rf"is being written by process {holder.pid}; expected one writer"):
+            run_all(recipe, progress=False)
+        assert not (recipe.run_dir / "config.yaml").exists()  # refused before writing anything
+    finally:
+        holder.kill()  # as the OOM killer would: no clean-up runs
+        holder.wait()
+    run_all(recipe, progress=False)  # the OS released the lock with its holder
+    assert (recipe.run_dir / "report" / "metrics.json").exists()

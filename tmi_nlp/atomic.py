@@ -138,3 +138,45 @@ def file_lock(path: str | Path) -> Iterator[None]:
     with open(path, "w") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
         yield
+
+
+class RunLocked(RuntimeError):
+    """Another process is writing this run folder."""
+
+
+_HELD: dict[Path, list] = {}  # run folders this process holds: [open lock file, depth]
+
+
+@contextmanager
+def writer_lock(root: str | Path) -> Iterator[None]:
+    """Be the one writer of run folder `root` for the duration, or raise `RunLocked` naming the other process.
+
+    Re-entrant within a process (run_all holds it while its stages run); the OS releases it when the holder
+    exits or is killed, so a crashed run never leaves its folder locked.
+    """
+    root = Path(root).resolve()
+    if root in _HELD:
+        _HELD[root][1] += 1
+        try:
+            yield
+        finally:
+            _HELD[root][1] -= 1
+        return
+    root.mkdir(parents=True, exist_ok=True)
+    with open(root / ".writer.lock", "a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise RunLocked(f"run folder {root} is being written by {holder}; expected one writer at a time (wait "
+                            f"for it, or stop it: its finished work is kept)") from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"process {os.getpid()}")
+        handle.flush()
+        _HELD[root] = [handle, 1]
+        try:
+            yield
+        finally:
+            del _HELD[root]

@@ -19,7 +19,7 @@ import time
 from pathlib import Path
 
 from tmi_nlp import hub
-from tmi_nlp.atomic import DiskSpaceError
+from tmi_nlp.atomic import DiskSpaceError, RunLocked, writer_lock
 from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 from tmi_nlp.data.loading import DataError
 from tmi_nlp.launch import LaunchError, run_launched, take_launch_context
@@ -154,30 +154,36 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             _print_summary(recipe, run_all(recipe), time.perf_counter() - start)
             return 0
-        if args.command == "prepare" or not RunDir(recipe.run_dir).prepared:
-            prepare.prepare(recipe)  # the later stages read only the prepared run folder
-        if args.command == "pretrain":
-            train.train_models(recipe, stages=("pretrain", "signals"))
-        elif args.command == "finetune":
-            train.train_models(recipe, stages=("finetune",))
-        elif args.command == "attack" and args.target:
-            result = attack_target(recipe, load_target(args.target), name=args.name, fpr=args.fpr)
-            for name, r in result["attacks"].items():
-                print(f"{name:<24} members at {100 * args.fpr:g}% FPR: {r['members']:>5} of {recipe.run.num_points}"
-                      f"   (threshold {r['threshold']:.4g}; AUC on the shadows {r['shadow_auc']:.3f})")
-            print(f"per-text scores and decisions: {result['scores_csv']}")
-        elif args.command == "attack" and args.victims:
-            results = attack_victims(recipe, args.victims)
-            print(f"shadows {recipe.run_dir} ({recipe.run.num_models} models) against victims {args.victims}:")
-            print(summary_table(results))
-        elif args.command == "attack":
-            print(json.dumps(attack.attack(recipe), indent=2))
-        elif args.command == "report":
-            _print_summary(recipe, report.report(recipe), time.perf_counter() - start)
+        with writer_lock(recipe.run_dir):
+            _stage(args, recipe, start)
         return 0
-    except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError) as err:
+    except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError, RunLocked) as err:
         print(f"tmi-nlp: error: {err}", file=sys.stderr)
         return 2
+
+
+def _stage(args: argparse.Namespace, recipe: Recipe, start: float) -> None:
+    """One stage of the recipe's run folder (the caller holds its writer lock)."""
+    if args.command == "prepare" or not RunDir(recipe.run_dir).prepared:
+        prepare.prepare(recipe)  # the later stages read only the prepared run folder
+    if args.command == "pretrain":
+        train.train_models(recipe, stages=("pretrain", "signals"))
+    elif args.command == "finetune":
+        train.train_models(recipe, stages=("finetune",))
+    elif args.command == "attack" and args.target:
+        result = attack_target(recipe, load_target(args.target), name=args.name, fpr=args.fpr)
+        for name, r in result["attacks"].items():
+            print(f"{name:<24} members at {100 * args.fpr:g}% FPR: {r['members']:>5} of {recipe.run.num_points}"
+                  f"   (threshold {r['threshold']:.4g}; AUC on the shadows {r['shadow_auc']:.3f})")
+        print(f"per-text scores and decisions: {result['scores_csv']}")
+    elif args.command == "attack" and args.victims:
+        results = attack_victims(recipe, args.victims)
+        print(f"shadows {recipe.run_dir} ({recipe.run.num_models} models) against victims {args.victims}:")
+        print(summary_table(results))
+    elif args.command == "attack":
+        print(json.dumps(attack.attack(recipe), indent=2))
+    elif args.command == "report":
+        _print_summary(recipe, report.report(recipe), time.perf_counter() - start)
 
 
 if __name__ == "__main__":

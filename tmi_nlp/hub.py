@@ -21,8 +21,8 @@ import yaml
 from tmi_nlp.store import RunDir
 from tmi_nlp.tables import attack_table
 
-# Not part of a zoo: in-flight temporaries, launch coordination, the user's raw in-memory inputs.
-EXCLUDED = (".*.tmp-*", "**/.*.tmp-*", "launch/*", "inputs/*")
+# Not part of a zoo: in-flight temporaries, launch coordination, the writer lock, the user's raw in-memory inputs.
+EXCLUDED = (".*.tmp-*", "**/.*.tmp-*", "launch/*", ".writer.lock", "inputs/*")
 
 
 def plan_sha256(run: RunDir) -> str:

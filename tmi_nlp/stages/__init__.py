@@ -9,12 +9,15 @@
     compare  a table and an overlaid ROC across finished runs
 """
 
+from tmi_nlp.atomic import writer_lock
 from tmi_nlp.config import Recipe
 from tmi_nlp.stages import prepare, report, train
 
 
 def run_all(recipe: Recipe, progress: bool = True) -> dict:
-    """Every stage in order, skipping finished work; returns the report's summary."""
-    prepare.prepare(recipe)
-    train.train_models(recipe, progress=progress)
-    return report.report(recipe)
+    """Every stage in order, skipping finished work; returns the report's summary. One writer per run folder:
+    a second process gets `RunLocked`."""
+    with writer_lock(recipe.run_dir):
+        prepare.prepare(recipe)
+        train.train_models(recipe, progress=progress)
+        return report.report(recipe)
