@@ -105,3 +105,22 @@ def test_a_pool_from_files_of_two_types(tmp_path):
     other.write_text(json.dumps({"body": "no text column"}) + "\n")
     with pytest.raises(DataError, match="share no column"):
         load_pool(DataArguments(pool=f"{raw},{other}", pool_size=2), seed=0)
+
+
+def test_near_duplicates_are_one_text_to_the_pool_and_to_the_downstream_overlap(tmp_path):
+    from tmi_nlp.data.loading import normalise
+
+    texts = [f"note {i} about the patient in ward {i % 7}" for i in range(60)]
+    pool_file = tmp_path / "pool.txt"
+    # Each text, then its upper-case copy and a copy with doubled spaces: the same text to an uncased tokenizer.
+    pool_file.write_text("\n".join(x for t in texts for x in (t, t.upper(), t.replace(" ", "  "))) + "\n")
+    pool, _ = load_pool(DataArguments(pool=str(pool_file), pool_size=50), seed=0)
+    assert len({normalise(t) for t in pool}) == 50  # no twins of possibly opposite membership
+    task = tmp_path / "task.jsonl"
+    rows = [{"text": t.upper() if i % 2 else "  ".join(t.split()), "label": i % 2} for i, t in enumerate(pool[:10])]
+    rows += [{"text": f"an unrelated review number {i}", "label": i % 2} for i in range(40)]
+    task.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    down = load_downstream(DataArguments(pool=str(pool_file), downstream=str(task), num_train=30, num_eval=10),
+                           seed=0, pool=pool)
+    assert not {normalise(t) for t in down.train_texts + down.eval_texts} & {normalise(t) for t in pool}
+    assert len(down.train_texts) == 30 and len(down.eval_texts) == 10

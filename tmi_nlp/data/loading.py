@@ -94,7 +94,7 @@ def load_challenge(args: DataArguments) -> list[str]:
         return []
     dataset = load_text_dataset(args.challenge, "train", "data.challenge")
     texts = _column(dataset, args.challenge_text_column, "data.challenge_text_column", args.challenge)
-    texts = list(dict.fromkeys(t.strip() for t in texts if isinstance(t, str) and t.strip()))
+    texts = distinct([t.strip() for t in texts if isinstance(t, str) and t.strip()])
     if not texts:
         raise DataError(f"data.challenge = {args.challenge!r}: no non-empty texts")
     return texts
@@ -115,7 +115,8 @@ def load_pool(args: DataArguments, seed: int) -> tuple[list[str], int]:
             raise DataError(f"data.challenge = {args.challenge!r}: {len(candidates)} candidates; expected at most "
                             f"data.pool_size ({args.pool_size})")
         drawn = _draw(_source_texts(args, seed, args.pool_size), args, seed, args.pool_size)
-        rest = [t for t in drawn if t not in set(candidates)]
+        given = {normalise(t) for t in candidates}
+        rest = [t for t in drawn if normalise(t) not in given]
         return candidates + rest[: args.pool_size - len(candidates)], len(candidates)
     return _draw(_source_texts(args, seed, args.pool_size), args, seed, args.pool_size), 0
 
@@ -140,8 +141,8 @@ def _known_pool(args: DataArguments, seed: int) -> tuple[list[str], int]:
     challenge = [victims.pool[j] for j in known if is_challenge[j]]
     rest = [victims.pool[j] for j in known if not is_challenge[j]]
     needed = args.pool_size - num_known
-    exclude = set(victims.pool)
-    others = [t for t in _source_texts(args, seed, args.pool_size + len(exclude)) if t not in exclude]
+    exclude = {normalise(t) for t in victims.pool}
+    others = [t for t in _source_texts(args, seed, args.pool_size + len(exclude)) if normalise(t) not in exclude]
     if len(others) < needed:
         raise DataError(f"data.pool_size = {args.pool_size}: the pool {args.pool!r} has only {len(others)} texts "
                         f"outside the victims' pool; expected at least {needed} to fill it")
@@ -175,7 +176,7 @@ def corpus_texts(spec: str, split: str, column: str, chunk_words: int, spec_fiel
     texts = [t for t in texts if t and not t.startswith("=")]  # drop blanks and WikiText headings
     if chunk_words:
         texts = [t for t in _chunk(texts, chunk_words) if len(t.split()) >= chunk_words // 2]
-    return list(dict.fromkeys(texts))
+    return distinct(texts)
 
 
 def normalise(text: str) -> str:
@@ -183,13 +184,25 @@ def normalise(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+def distinct(texts: list[str]) -> list[str]:
+    """The texts without repeats, compared as the model sees them (`normalise`): the first of each is kept. Two
+    texts that differ only in case or spacing are one text to an uncased tokenizer, and as twins of opposite
+    membership they would make a challenge point unanswerable."""
+    seen: set[str] = set()
+    kept = []
+    for text in texts:
+        key = normalise(text)
+        if key not in seen:
+            seen.add(key)
+            kept.append(text)
+    return kept
+
+
 def load_base_corpus(args: BaseArguments) -> list[str]:
     """The base encoder's public corpus: distinct chunks (by normalised text), in source order, at most
     `max_texts`."""
     texts = corpus_texts(args.corpus, args.split, args.text_column, args.chunk_words, "base.corpus",
                          "base.text_column")
-    by_normal = {normalise(t): t for t in reversed(texts)}  # the first of each normalised twin is kept
-    texts = [t for t in texts if by_normal.get(normalise(t)) is t]
     if args.max_texts:
         texts = texts[: args.max_texts]
     if len(texts) <= args.heldout_texts:
@@ -214,7 +227,7 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
     Pool texts are removed before the evaluation examples are held out, so that removal does not
     shrink the training set.
     """
-    pool_set = set(pool)
+    pool_set = {normalise(t) for t in pool}
     eval_texts: list[str] | None = None
     if args.downstream == "synthetic":
         texts, labels = _without(synthetic_downstream(args.num_train + args.num_eval, seed), pool_set)
@@ -244,7 +257,8 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
 
 
 def _without(labelled: tuple[list[str], list[int]], texts: set[str]) -> tuple[list[str], list[int]]:
-    kept = [(t, y) for t, y in zip(*labelled, strict=True) if t not in texts]
+    """The labelled texts whose normalised form is not in `texts` (normalised)."""
+    kept = [(t, y) for t, y in zip(*labelled, strict=True) if normalise(t) not in texts]
     return [t for t, _ in kept], [y for _, y in kept]
 
 
