@@ -277,3 +277,23 @@ def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_one_leaves_no_l
         holder.wait()
     run_all(recipe, progress=False)  # the OS released the lock with its holder
     assert (recipe.run_dir / "report" / "metrics.json").exists()
+
+
+def test_the_mlp_backend_is_recorded_with_each_attack_and_never_mixed_in_a_run(tiny, monkeypatch):
+    from tmi_nlp.attacks import mlp_kernel
+    from tmi_nlp.config import RecipeError
+    from tmi_nlp.stages import run_all
+    from tmi_nlp.stages.attack import attack
+
+    if mlp_kernel.load() is None:
+        pytest.skip("no C compiler here: the kernel backend cannot be built")
+    recipe = tiny(attack={"metaclassifiers": ["mlp"], "baselines": ["confidence"], "backend": "auto"})
+    summary = run_all(recipe, progress=False)
+    assert summary["attacks"]["mlp"]["backend"] == "kernel" and "backend" not in summary["attacks"]["confidence"]
+    # The run resumed on a machine without a compiler, where 'auto' means the torch code.
+    monkeypatch.setattr(mlp_kernel, "load", lambda: None)
+    recipe.attack.metaclassifiers = ["mlp", "shared_centred"]
+    with pytest.raises(RecipeError, match=r"trains with 'torch', but mlp in .* was trained with 'kernel'; expected "
+                                          r"one backend per run"):
+        attack(recipe)
+    assert not (recipe.run_dir / "attacks" / "shared_centred").exists()

@@ -21,13 +21,19 @@ ATTACKS: dict[str, Attack] = {}
 READS: dict[str, str] = {}
 # For the report: "tmi" (metaclassifiers), "shadow" (shadow-model baselines), "shadow-free", "white-box".
 FAMILIES: dict[str, str] = {}
+# Attacks that train MLP metaclassifiers with `attack.backend` (the C kernel or batched torch): their scores depend
+# on it, so it is recorded with them and one run never mixes the two.
+TRAINS_MLP: set[str] = set()
 
 
-def register(name: str, family: str = "tmi", reads: str = QUERIES) -> Callable[[Attack], Attack]:
+def register(name: str, family: str = "tmi", reads: str = QUERIES,
+             trains_mlp: bool = False) -> Callable[[Attack], Attack]:
     """Register an attack under `name`, written out where it is registered (so a grep for it finds it)."""
 
     def wrap(fn: Attack) -> Attack:
         ATTACKS[name], READS[name], FAMILIES[name] = fn, reads, family
+        if trains_mlp:
+            TRAINS_MLP.add(name)
         return fn
 
     return wrap

@@ -90,7 +90,7 @@ def _stack(f: np.ndarray, mu_in: np.ndarray, mu_out: np.ndarray, sd_out: np.ndar
     return np.concatenate([z, np.broadcast_to(d, z.shape)], axis=-1)
 
 
-@register("mlp_calibrated")
+@register("mlp_calibrated", trains_mlp=True)
 def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                          roles: Roles) -> np.ndarray:
     """One MLP per (victim, point), as the paper's, on per-point calibrated class logits (z-scores)."""
@@ -108,7 +108,7 @@ def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackAr
     return scores
 
 
-@register("shared_calibrated")
+@register("shared_calibrated", trains_mlp=True)
 def shared_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                       roles: Roles) -> np.ndarray:
     """One MLP per victim shared by all points, on calibrated class logits and the point's IN-OUT direction."""

@@ -35,7 +35,7 @@ def training_groups(roles: Roles) -> tuple[Roles, np.ndarray]:
     return roles, np.arange(len(roles.victims))[:, None]
 
 
-@register("mlp")
+@register("mlp", trains_mlp=True)
 def per_point_mlp(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                   roles: Roles) -> np.ndarray:
     """The paper's TMI: one MLP per (victim, point), all trained in one batched run.
@@ -150,7 +150,7 @@ def centred_features(feats: np.ndarray, labels: np.ndarray, roles: Roles, shuffl
             x_victim.reshape(len(roles.victims), k * a, 2 * c).astype(np.float32))
 
 
-@register("shared_centred")
+@register("shared_centred", trains_mlp=True)
 def shared_centred(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
                    roles: Roles) -> np.ndarray:
     """One MLP per victim shared by all points, on per-point centred features (beyond the paper).

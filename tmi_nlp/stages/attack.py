@@ -16,9 +16,10 @@ from pathlib import Path
 import numpy as np
 
 from tmi_nlp.atomic import atomic_save_npy, atomic_write_json
-from tmi_nlp.attacks import FAMILIES, READS, run_attack
+from tmi_nlp.attacks import FAMILIES, READS, TRAINS_MLP, run_attack
+from tmi_nlp.attacks.batched_mlp import resolve_backend
 from tmi_nlp.attacks.features import Roles
-from tmi_nlp.config import Recipe
+from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.membership_metric import load_membership_metric
 from tmi_nlp.stages.prepare import open_run
 
@@ -33,17 +34,21 @@ def attack_loop(out_root: Path, names: list[str], read: Callable[[str], np.ndarr
     """
     inputs: dict[str, np.ndarray] = {}
     results = {}
+    backend = None
     for name in names:
         out = out_root / name
         if (out / "metrics.json").exists():
             results[name] = json.loads((out / "metrics.json").read_text())
             continue
+        if name in TRAINS_MLP and backend is None:
+            backend = _one_backend(out_root, recipe.attack.backend)
         if READS[name] not in inputs:
             inputs[READS[name]] = read(READS[name])
         start = time.perf_counter()
         scores = run_attack(name, inputs[READS[name]], labels, recipe.attack, recipe.run.seed, roles)
         record = {"attack": name, "family": FAMILIES[name], "seconds": time.perf_counter() - start,
-                  "method": recipe.finetune.method, "shuffled_labels": recipe.attack.shuffle_labels}
+                  "method": recipe.finetune.method, "shuffled_labels": recipe.attack.shuffle_labels,
+                  **({"backend": backend} if name in TRAINS_MLP else {})}
         if grade:
             victim_labels = labels[roles.victims]
             # Intervals resample whole challenge points: a point's records (one per victim) are not independent.
@@ -58,6 +63,20 @@ def attack_loop(out_root: Path, names: list[str], read: Callable[[str], np.ndarr
         atomic_write_json(out / "metrics.json", record)  # last: marks the attack finished
         results[name] = record
     return results
+
+
+def _one_backend(out_root: Path, asked: str) -> str:
+    """The backend this machine trains MLP metaclassifiers with, refused if the run's finished ones used another:
+    the kernel and the torch code draw different dropout masks, so one run never mixes them."""
+    backend = resolve_backend(asked)
+    for metrics in sorted(out_root.glob("*/metrics.json")):
+        used = json.loads(metrics.read_text()).get("backend")
+        if used is not None and used != backend:
+            raise RecipeError(f"attack.backend = {asked!r}: here that trains with {backend!r}, but "
+                              f"{metrics.parent.name} in {out_root} was trained with {used!r}; expected one backend "
+                              f"per run (set attack.backend={used!r} where it is available, or remove the finished "
+                              f"attacks to redo them all)")
+    return backend
 
 
 def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
