@@ -297,3 +297,32 @@ def test_the_mlp_backend_is_recorded_with_each_attack_and_never_mixed_in_a_run(t
                                           r"one backend per run"):
         attack(recipe)
     assert not (recipe.run_dir / "attacks" / "shared_centred").exists()
+
+
+@pytest.mark.parametrize("argv, fragment", [
+    (["check", "{bad}"], "not UTF-8 text"),
+    (["check", "{demo}", "--set", "run.name=a\x00b"], "run.name=a\\x00b': value is not valid YAML"),
+    (["run", "{demo}", "--set", "run.output_dir=/proc"], "/proc"),
+    (["attack", "{demo}", "--target", "./no/such/model"], "--target = './no/such/model': no such folder"),
+])
+def test_bad_input_ends_in_one_clean_line(argv, fragment, tmp_path, capsys):
+    from tmi_nlp.cli import main
+
+    bad = tmp_path / "bad.yaml"
+    bad.write_bytes(b'run: {name: "caf\xe9"}\n')
+    demo = str(Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml")
+    argv = [a.format(bad=bad, demo=demo) for a in argv]
+    if argv[0] == "attack":  # a prepared run folder to aim from, without training anything
+        argv += ["--set", f"run.output_dir={tmp_path}", "--set", "run.num_points=4", "--set", "data.pool_size=8",
+                 "--set", "data.num_train=20", "--set", "data.num_eval=5", "--set", "tokenizer.vocab_size=200"]
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert fragment in err and "Traceback" not in err and err.startswith("tmi-nlp: error:")
+
+
+def test_a_false_positive_rate_outside_0_1_is_refused_by_the_parser(capsys):
+    from tmi_nlp.cli import main
+
+    with pytest.raises(SystemExit) as stop:
+        main(["attack", "runs/demo", "--fpr", "2"])
+    assert stop.value.code == 2 and "--fpr = '2': expected a number in (0, 1)" in capsys.readouterr().err

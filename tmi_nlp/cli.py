@@ -70,6 +70,16 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
     print(f"report: {folder / 'report.html'}   metrics: {folder / 'metrics.json'}")
 
 
+def _rate(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = float("nan")
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"--fpr = {text!r}: expected a number in (0, 1)")
+    return value
+
+
 def _print_base(recipe: Recipe) -> None:
     if not recipe.base.corpus:
         raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
@@ -106,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "attack":
             p.add_argument("--target", help="attack this finetuned classifier (local folder or Hub id) instead: "
                                             "score the run's challenge points (data.challenge) against it")
-            p.add_argument("--fpr", type=float, default=0.01, help="false-positive rate of the decisions")
+            p.add_argument("--fpr", type=_rate, default=0.01, help="false-positive rate of the decisions, in (0, 1)")
             p.add_argument("--name", default="target", help="results go to RUN/targets/NAME/")
             p.add_argument("--victims", help="attack this other run's models with this run's as shadows (separate "
                                              "roles; e.g. partial knowledge): results go to RUN/victims/<its name>/")
@@ -160,6 +170,12 @@ def main(argv: list[str] | None = None) -> int:
     except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError, RunLocked) as err:
         print(f"tmi-nlp: error: {err}", file=sys.stderr)
         return 2
+    except OSError as err:  # a folder that cannot be written (output_dir: /proc), a full disk, a lost network
+        print(f"tmi-nlp: error: {err}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("tmi-nlp: interrupted; finished work is kept, rerun to resume", file=sys.stderr)
+        return 130
 
 
 def _stage(args: argparse.Namespace, recipe: Recipe, start: float) -> None:

@@ -54,7 +54,8 @@ class RunArguments:
     def __post_init__(self) -> None:
         s = "run"
         require(bool(self.name) and "/" not in self.name and self.name not in {".", ".."}
-                 and "\\" not in self.name, s, "name", self.name, "a plain folder name (no '/', '..')")
+                 and "\\" not in self.name and self.name.isprintable(), s, "name", self.name,
+                "a plain folder name (no '/', '..', control characters)")
         require(3 <= self.num_models <= MAX_MODELS, s, "num_models", self.num_models,
                  f"an integer in [3, {MAX_MODELS}] (leave-one-out needs IN and OUT shadows)")
         # Model i's seed is seed * 100003 + i, a 32-bit unsigned integer for numpy and torch.
@@ -520,7 +521,10 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if not path.is_file():
         raise RecipeError(f"recipe = {str(path)!r}: expected an existing YAML file")
     try:
-        raw = yaml.safe_load(path.read_text()) or {}
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"recipe {str(path)!r}: not UTF-8 text ({err.reason} at byte {err.start}); expected a "
+                          f"UTF-8 YAML file") from err
     except yaml.YAMLError as err:
         raise RecipeError(f"recipe {str(path)!r}: not valid YAML ({err})") from err
     return recipe_from_dict(apply_overrides(raw, overrides or []))

@@ -27,7 +27,7 @@ from tmi_nlp.atomic import atomic_save_npy, atomic_write_json, atomic_write_text
 from tmi_nlp.attacks import READS
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.callbacks import query_ids
-from tmi_nlp.config import Recipe
+from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.models.tokenizer import load_tokenizer
 from tmi_nlp.stages.attack import attack, attack_loop
 from tmi_nlp.stages.prepare import open_run
@@ -38,9 +38,17 @@ Predict = Callable[[list[str]], np.ndarray]
 
 def load_target(spec: str, batch_size: int = 64) -> Predict:
     """A Hugging Face sequence classifier (local folder or Hub id; safetensors, no remote code) as a function."""
-    tokenizer = AutoTokenizer.from_pretrained(spec, trust_remote_code=False)
-    model = AutoModelForSequenceClassification.from_pretrained(spec, trust_remote_code=False,
-                                                               use_safetensors=True).eval()
+    local = spec.startswith((".", "/", "~")) or Path(spec).exists()
+    if local and not Path(spec).expanduser().is_dir():
+        raise RecipeError(f"--target = {spec!r}: no such folder; expected a finetuned classifier's folder or a Hub id")
+    source = str(Path(spec).expanduser()) if local else spec
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source, trust_remote_code=False)
+        model = AutoModelForSequenceClassification.from_pretrained(source, trust_remote_code=False,
+                                                                   use_safetensors=True).eval()
+    except (OSError, ValueError) as err:  # missing files, no safetensors weights, an unreachable Hub
+        raise RecipeError(f"--target = {spec!r}: cannot be loaded as a safetensors sequence classifier "
+                          f"({err})") from err
 
     @torch.no_grad()
     def predict(texts: list[str]) -> np.ndarray:
