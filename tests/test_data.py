@@ -65,9 +65,9 @@ def test_missing_columns_are_named(tmp_path, field, value, fragment):
 
 
 def test_bad_labels_and_small_pool_are_refused(tmp_path):
-    (tmp_path / "task.csv").write_text("text,label\na,pos\nb,neg\n")
-    with pytest.raises(DataError, match="row 0 has label 'pos'"):
-        check_columns(DataArguments(downstream=str(tmp_path / "task.csv"), pool_size=2))
+    (tmp_path / "task.jsonl").write_text('{"text": "a", "label": 1}\n{"text": "b", "label": -1}\n')
+    with pytest.raises(DataError, match="row 1 has label -1; expected an integer >= 0 or a class name"):
+        check_columns(DataArguments(downstream=str(tmp_path / "task.jsonl"), pool_size=2))
     (tmp_path / "pool.txt").write_text("one\ntwo\n")
     with pytest.raises(DataError, match="data.pool_size = 5: the pool .* has only 2"):
         load_pool(DataArguments(pool=str(tmp_path / "pool.txt"), pool_size=5), seed=0)
@@ -124,3 +124,18 @@ def test_near_duplicates_are_one_text_to_the_pool_and_to_the_downstream_overlap(
                            seed=0, pool=pool)
     assert not {normalise(t) for t in down.train_texts + down.eval_texts} & {normalise(t) for t in pool}
     assert len(down.train_texts) == 30 and len(down.eval_texts) == 10
+
+
+def test_class_names_are_mapped_in_sorted_order_and_a_missing_label_names_its_row(tmp_path):
+    task = tmp_path / "task.csv"
+    rows = [(f"review {i} of a film", ["pos", "neg"][i % 2]) for i in range(40)]
+    task.write_text("text,label\n" + "".join(f"{t},{y}\n" for t, y in rows))
+    args = DataArguments(downstream=str(task), num_train=30, num_eval=10)
+    down = load_downstream(args, seed=0, pool=[])
+    assert down.classes == ["neg", "pos"] and down.num_labels == 2
+    by_text = dict(rows)
+    assert all(["neg", "pos"][y] == by_text[t] for t, y in zip(down.train_texts, down.train_labels, strict=True))
+    gap = tmp_path / "gap.csv"  # a gap in an integer column: pandas reads the column as floats
+    gap.write_text("text,label\n" + "".join(f"text {i},{'' if i == 7 else i % 3}\n" for i in range(40)))
+    with pytest.raises(DataError, match=r"row 7 has label None; expected an integer >= 0 or a class name"):
+        load_downstream(DataArguments(downstream=str(gap), num_train=30, num_eval=10), seed=0, pool=[])

@@ -29,6 +29,7 @@ class Downstream:
     eval_texts: list[str]
     eval_labels: list[int]
     num_labels: int
+    classes: list[str]  # the label value of each class index, as text (class i is the i-th in sorted order)
 
 
 def _file_type(path: str) -> str:
@@ -231,13 +232,14 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
     eval_texts: list[str] | None = None
     if args.downstream == "synthetic":
         texts, labels = _without(synthetic_downstream(args.num_train + args.num_eval, seed), pool_set)
-        num_labels = len(LABEL_NAMES)
+        num_labels, class_names = len(LABEL_NAMES), list(LABEL_NAMES)
     else:
         texts, labels = _without(_labelled(args, args.downstream_split), pool_set)
         if args.downstream_eval_split:
             eval_texts, eval_labels = _without(_labelled(args, args.downstream_eval_split), pool_set)
-        # Labels index the classes 0..C-1 in sorted order of their values (AG News uses 1..4).
+        # Labels index the classes 0..C-1 in sorted order of their values (AG News uses 1..4; names sort too).
         classes = sorted(set(labels + (eval_labels if eval_texts is not None else [])))
+        class_names = [str(c) for c in classes]
         index = {value: i for i, value in enumerate(classes)}
         labels = [index[y] for y in labels]
         if eval_texts is not None:
@@ -253,10 +255,10 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
     if len(texts) < 2 or not eval_texts:
         raise DataError(f"data.downstream = {args.downstream!r}: after removing pool texts, {len(texts)} "
                         f"train and {len(eval_texts)} eval examples remain; expected >= 2 and >= 1")
-    return Downstream(texts, labels, eval_texts, eval_labels, num_labels)
+    return Downstream(texts, labels, eval_texts, eval_labels, num_labels, class_names)
 
 
-def _without(labelled: tuple[list[str], list[int]], texts: set[str]) -> tuple[list[str], list[int]]:
+def _without(labelled: tuple[list[str], list], texts: set[str]) -> tuple[list[str], list]:
     """The labelled texts whose normalised form is not in `texts` (normalised)."""
     kept = [(t, y) for t, y in zip(*labelled, strict=True) if normalise(t) not in texts]
     return [t for t, _ in kept], [y for _, y in kept]
@@ -265,16 +267,34 @@ def _without(labelled: tuple[list[str], list[int]], texts: set[str]) -> tuple[li
 def _labelled(args: DataArguments, split: str) -> tuple[list[str], list[int]]:
     dataset = load_text_dataset(args.downstream, split, "data.downstream")
     texts = _column(dataset, args.downstream_text_column, "data.downstream_text_column", args.downstream)
-    labels = _column(dataset, args.downstream_label_column, "data.downstream_label_column", args.downstream)
-    for i, label in enumerate(labels):
-        if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or label < 0:
-            raise DataError(f"data.downstream_label_column = {args.downstream_label_column!r}: row {i} "
-                            f"has label {label!r}; expected an integer >= 0")
+    labels = _label_values(_column(dataset, args.downstream_label_column, "data.downstream_label_column",
+                                   args.downstream), args.downstream_label_column)
     keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
     if not keep:
         raise DataError(f"data.downstream_text_column = {args.downstream_text_column!r}: no non-empty texts")
     order = np.random.default_rng(len(keep)).permutation(keep)
-    return [texts[i].strip() for i in order], [int(labels[i]) for i in order]
+    return [texts[i].strip() for i in order], [labels[i] for i in order]
+
+
+def _label_values(labels: list, column: str) -> list:
+    """Integers >= 0 (whole floats too: a CSV column with a gap is read as floats) or class names, one kind per
+    column; the first bad row (0-based, after any header) is named."""
+    values = []
+    for i, label in enumerate(labels):
+        if isinstance(label, float) and label.is_integer():
+            label = int(label)
+        if isinstance(label, (int, np.integer)) and not isinstance(label, bool) and label >= 0:
+            values.append(int(label))
+        elif isinstance(label, str) and label.strip():
+            values.append(label.strip())
+        else:
+            raise DataError(f"data.downstream_label_column = {column!r}: row {i} has label {label!r}; expected an "
+                            f"integer >= 0 or a class name")
+    if len({type(v) for v in values}) > 1:
+        first = next(i for i, v in enumerate(values) if type(v) is not type(values[0]))
+        raise DataError(f"data.downstream_label_column = {column!r}: row {first} has label {values[first]!r} but row "
+                        f"0 has {values[0]!r}; expected integers or class names, not both")
+    return values
 
 
 def check_columns(args: DataArguments) -> None:

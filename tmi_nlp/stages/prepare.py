@@ -299,5 +299,5 @@ def _tokenize(recipe: Recipe, plan: Plan, raw: RawData, run: RunDir) -> None:
         "challenge": encode([plan.pool[j] for j in plan.challenge], specials=False),
         "train": encode(downstream.train_texts), "train_labels": downstream.train_labels,
         "eval": encode(downstream.eval_texts), "eval_labels": downstream.eval_labels,
-        "num_labels": downstream.num_labels,
+        "num_labels": downstream.num_labels, "classes": downstream.classes,
     })

@@ -99,7 +99,9 @@ def _facts(recipe: Recipe, run: RunDir, summary: dict) -> dict[str, str]:
         "model": (f"BERT, {recipe.model.num_hidden_layers} layers, hidden {recipe.model.hidden_size}, "
                   f"max length {recipe.model.max_length}; {base}masked LM for {dose}"),
         "downstream task": (f"{d.downstream} — {len(tokens['train'])} training and {len(tokens['eval'])} evaluation "
-                            f"texts, {tokens['num_labels']} classes"),
+                            f"texts, {tokens['num_labels']} classes"
+                            + (" (" + ", ".join(f"{i} = {c}" for i, c in enumerate(tokens["classes"])) + ")"
+                               if "classes" in tokens else "")),
         "finetuning": f"{method}; {f.epochs:g} epochs, learning rate {f.learning_rate:g}, batch {f.batch_size}",
         "queries": (f"A = {q.num_queries} per point: token {q.augmentation} at rate {q.rate:g}"
                     + (", query 0 unaugmented" if q.include_original else "")),
