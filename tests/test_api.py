@@ -78,7 +78,7 @@ def test_continued_pretraining_starts_from_the_given_checkpoint(tiny, tmp_path):
 
 def test_the_documented_example_runs_as_a_plain_script_without_a_main_guard(tmp_path):
     # Worker processes start tmi_nlp itself, never the calling script: no re-import, no hang.
-    overrides = [*_overrides(tmp_path, "script"), "run.workers=2", "run.threads_per_worker=1"]
+    overrides = [*_overrides(tmp_path, "script"), "run.workers=2", "run.threads_per_model=1"]
     script = tmp_path / "example.py"
     script.write_text(
         "from tmi_nlp.api import run_experiment\n"

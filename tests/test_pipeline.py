@@ -125,7 +125,7 @@ def test_same_recipe_and_seed_give_the_scores_they_gave_before_the_one_house_ref
     # of this recipe, computed with the code before the stages were split and the config moved (commit f5ffffe).
     names = ["mlp", "shared_centred", "logistic", "knn", "svm", "sklearn_mlp"]
     # Uniformly shuffled finetuning batches, as that code had (length grouping came later, a recipe field).
-    recipe = tiny(run={"threads_per_worker": 1, "num_models": 5}, attack={"metaclassifiers": names},
+    recipe = tiny(run={"threads_per_model": 1, "num_models": 5}, attack={"metaclassifiers": names},
                   finetune={"group_by_length": False})
     summary = run_all(recipe, progress=False)
     run = RunDir(recipe.run_dir)
@@ -177,7 +177,7 @@ def test_a_copied_run_folder_reports_and_attacks_without_its_data(tiny, tmp_path
 
 def test_training_in_process_restores_the_thread_count(tiny):
     threads = torch.get_num_threads()
-    recipe = tiny(run={"threads_per_worker": max(1, threads - 1) if threads > 1 else 2})
+    recipe = tiny(run={"threads_per_model": max(1, threads - 1) if threads > 1 else 2})
     prepare(recipe)
     train_models(recipe, stages=("pretrain",), models=[0], progress=False)
     assert torch.get_num_threads() == threads

@@ -234,7 +234,7 @@ def _kill_the_first_worker(deadline_s: float = 120) -> None:
 
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker through /proc")
 def test_a_worker_that_dies_ends_the_run_with_an_error_naming_the_model_and_the_rerun_resumes(tiny):
-    recipe = tiny(run={"workers": 2, "threads_per_worker": 1}, **FAST)
+    recipe = tiny(run={"workers": 2, "threads_per_model": 1}, **FAST)
     prepare(recipe)
     killer = threading.Thread(target=_kill_the_first_worker)
     killer.start()
@@ -326,3 +326,20 @@ def test_a_false_positive_rate_outside_0_1_is_refused_by_the_parser(capsys):
     with pytest.raises(SystemExit) as stop:
         main(["attack", "runs/demo", "--fpr", "2"])
     assert stop.value.code == 2 and "--fpr = '2': expected a number in (0, 1)" in capsys.readouterr().err
+
+
+def test_scores_do_not_depend_on_how_many_workers_ran_the_models(tiny):
+    from tmi_nlp.config import RecipeError
+    from tmi_nlp.stages import run_all
+
+    one = tiny(run={"name": "one-worker", "workers": 1}, **FAST)
+    two = tiny(run={"name": "two-workers", "workers": 2}, **FAST)
+    run_all(one, progress=False)
+    run_all(two, progress=False)
+    a, b = RunDir(one.run_dir), RunDir(two.run_dir)
+    assert np.array_equal(a.stacked("queries", 4), b.stacked("queries", 4))
+    assert {m["torch_threads"] for m in a.finetune_metrics(4)} == {1}
+    # Another thread count would change the arithmetic: a resume with one is refused, not mixed in.
+    one.run.threads_per_model = 2
+    with pytest.raises(RecipeError, match=r"run.threads_per_model: 1 -> 2"):
+        run_all(one, progress=False)

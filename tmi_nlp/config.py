@@ -45,7 +45,11 @@ class RunArguments:
     num_models: int = field(default=16, metadata={"help": "Models trained; each is victim once (LOO)."})
     num_points: int = field(default=200, metadata={"help": "Challenge points K drawn from the pool."})
     workers: int = field(default=0, metadata={"help": "Worker processes over models (0: pick for machine)."})
-    threads_per_worker: int = field(default=0, metadata={"help": "Torch threads per worker (0: pick)."})
+    threads_per_model: int = field(default=1, metadata={
+        "help": "Torch threads each model trains and is queried with. Part of what a run computes (the thread "
+                "count changes the order of floating-point sums), so it is fixed by the recipe, not by the machine: "
+                "the same recipe gives the same scores on any number of cores. 0: as many as the machine gives each "
+                "worker, what runs made before this field did (machine-dependent)."})
     pretrained_from: str = field(default="", metadata={
         "help": "Run folder whose plan, tokenizer and pretrained models this run reuses (its data, "
                 "tokenizer, model and pretrain sections, seed and sizes must equal this recipe's): "
@@ -63,7 +67,7 @@ class RunArguments:
                 f"an integer in [0, {(2**32 - self.num_models) // 100_003}] (each model's seed must fit in 32 bits)")
         require(self.num_points >= 1, s, "num_points", self.num_points, "an integer >= 1")
         require(self.workers >= 0, s, "workers", self.workers, "an integer >= 0")
-        require(self.threads_per_worker >= 0, s, "threads_per_worker", self.threads_per_worker,
+        require(self.threads_per_model >= 0, s, "threads_per_model", self.threads_per_model,
                  "an integer >= 0")
 
 
@@ -384,6 +388,7 @@ class Recipe:
 # Keys that moved, old place -> new place: a recipe that uses the old key gets an error naming the new
 # one; a config.yaml written by an older version is moved over when it is read (`migrate`).
 MOVED_KEYS = {
+    "run.threads_per_worker": "run.threads_per_model",
     "query.num_augmentations": "query.num_queries",
     "finetune.pooling": "finetune.options.linear.pooling",
     "finetune.lora_r": "finetune.options.lora.r",

@@ -31,7 +31,8 @@ from tmi_nlp.store import RunDir
 
 # Fields that change where or how a run executes, not what it computes: they may differ on resume
 # (a run folder may be moved or renamed).
-EXECUTION_FIELDS = {("run", "workers"), ("run", "threads_per_worker"), ("run", "pretrained_from"), ("run", "name"),
+# (run.threads_per_model is not one: the thread count changes the arithmetic, so a resume must keep it.)
+EXECUTION_FIELDS = {("run", "workers"), ("run", "pretrained_from"), ("run", "name"),
                     ("run", "output_dir"),
                     # Which attacks run: each writes its own attacks/<name>/, so more can be added later.
                     ("attack", "metaclassifiers"), ("attack", "baselines")}

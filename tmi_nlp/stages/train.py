@@ -95,13 +95,15 @@ def _require_pretrained(run: RunDir, i: int, stage: str) -> None:
 
 
 def default_workers(recipe: Recipe) -> tuple[int, int]:
-    """(processes, threads each): one thread per process on CPU (tiny models scale badly over threads)."""
+    """(processes, threads each). The threads are the recipe's (`run.threads_per_model`, 1 by default: tiny models
+    scale badly over threads, and a fixed count keeps the scores independent of the machine); the processes fill
+    the cores with them."""
     if torch.cuda.is_available():
         return 1, 0
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-    workers = recipe.run.workers or max(1, min(cores, recipe.run.num_models))
-    threads = recipe.run.threads_per_worker or max(1, cores // workers)
-    return workers, threads
+    threads = recipe.run.threads_per_model
+    workers = recipe.run.workers or max(1, min(cores // max(threads, 1), recipe.run.num_models))
+    return workers, threads or max(1, cores // workers)
 
 
 def _bytes_per_model(recipe: Recipe, stages: tuple[str, ...]) -> int:

@@ -150,6 +150,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
         metrics = {"method": args.method, "train_loss": result.training_loss, "steps": result.global_step,
                    "eval_accuracy": float(np.mean(probs.argmax(-1) == np.asarray(eval_labels))),
                    "trainable_parameters": sum(p.numel() for p in model.parameters() if p.requires_grad),
+                   "torch_threads": torch.get_num_threads(),
                    **method.training_metrics(trainer)}
         model.save_pretrained(tmp)
         atomic_write_json(tmp / "method.json", {
