@@ -36,8 +36,9 @@ from tmi_nlp.store import QUERIES, RunDir
 Predict = Callable[[list[str]], np.ndarray]
 
 
-def load_target(spec: str, batch_size: int = 64) -> Predict:
+def load_target(spec: str | Path, batch_size: int = 64) -> Predict:
     """A Hugging Face sequence classifier (local folder or Hub id; safetensors, no remote code) as a function."""
+    spec = str(spec)
     local = spec.startswith((".", "/", "~")) or Path(spec).exists()
     if local and not Path(spec).expanduser().is_dir():
         raise RecipeError(f"--target = {spec!r}: no such folder; expected a finetuned classifier's folder or a Hub id")
