@@ -36,6 +36,14 @@ def run_child(code: str) -> tuple[dict, float]:
     return result, max(peak, before) / 1024
 
 
+def run_children(code: str, cfg: dict, processes: int = 1) -> list[dict]:
+    """Run Python `code` in `processes` fresh processes at once, with the JSON of `cfg` as sys.argv[1]; each prints
+    one JSON line last, returned in order."""
+    procs = [subprocess.Popen([sys.executable, "-c", code, json.dumps(cfg)], stdout=subprocess.PIPE, text=True)
+             for _ in range(processes)]
+    return [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+
+
 def table(rows: list[list], header: list[str]) -> str:
     widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
     lines = ["  ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True))]

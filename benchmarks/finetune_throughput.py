@@ -14,12 +14,9 @@ synthetic task; the figures in docs/performance.md use AG News (--csv ../shared/
 """
 
 import argparse
-import json
 import os
-import subprocess
-import sys
 
-from common import table
+from common import run_children, table
 
 CHILD = r"""
 import json, sys, time, torch
@@ -71,10 +68,7 @@ print(json.dumps({"tokens_per_s": real / elapsed, "seconds": elapsed}))
 
 
 def run(cfg: dict, workers: int = 1) -> dict:
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg)], stdout=subprocess.PIPE, text=True)
-             for _ in range(workers)]
-    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
-    return {"tokens_per_s": sum(r["tokens_per_s"] for r in results)}
+    return {"tokens_per_s": sum(r["tokens_per_s"] for r in run_children(CHILD, cfg, workers))}
 
 
 def main() -> None:

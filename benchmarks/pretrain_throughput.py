@@ -11,11 +11,9 @@ the figures are the point.
 """
 
 import argparse
-import json
 import os
-import sys
 
-from common import matmul_peak_gflops, table
+from common import matmul_peak_gflops, run_children, table
 
 CHILD = r"""
 import json, sys, time, torch
@@ -55,11 +53,7 @@ print(json.dumps({"tokens_per_s": tokens / elapsed, "flops_per_token": flops,
 
 
 def run(cfg: dict, workers: int = 1) -> dict:
-    import subprocess
-
-    procs = [subprocess.Popen([sys.executable, "-c", CHILD, json.dumps(cfg)], stdout=subprocess.PIPE, text=True)
-             for _ in range(workers)]
-    results = [json.loads(p.communicate()[0].strip().splitlines()[-1]) for p in procs]
+    results = run_children(CHILD, cfg, workers)
     return {"tokens_per_s": sum(r["tokens_per_s"] for r in results), "flops_per_token": results[0]["flops_per_token"],
             "bf16": results[0]["bf16"]}
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from tmi_nlp.atomic import atomic_write_text
-from tmi_nlp.config import Recipe, RecipeError, apply_overrides, recipe_from_dict
+from tmi_nlp.config import Recipe, apply_overrides, recipe_from_dict
 from tmi_nlp.data.loading import DataError
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import run_all
@@ -90,8 +90,6 @@ def base_encoder(recipe: Recipe | None = None, overrides: list[str] | None = Non
     recipe = recipe or Recipe()
     if overrides:
         recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
-    if not recipe.base.corpus:
-        raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
     folder = build_base(resolve(recipe))
     return {**base_info(folder), "folder": str(folder)}
 

@@ -144,7 +144,7 @@ class RunLocked(RuntimeError):
     """Another process is writing this run folder."""
 
 
-_HELD: dict[Path, list] = {}  # run folders this process holds: [open lock file, depth]
+_HELD: set[Path] = set()  # run folders whose writer lock this process holds
 
 
 @contextmanager
@@ -156,11 +156,7 @@ def writer_lock(root: str | Path) -> Iterator[None]:
     """
     root = Path(root).resolve()
     if root in _HELD:
-        _HELD[root][1] += 1
-        try:
-            yield
-        finally:
-            _HELD[root][1] -= 1
+        yield
         return
     root.mkdir(parents=True, exist_ok=True)
     with open(root / ".writer.lock", "a+") as handle:
@@ -175,8 +171,8 @@ def writer_lock(root: str | Path) -> Iterator[None]:
         handle.truncate()
         handle.write(f"process {os.getpid()}")
         handle.flush()
-        _HELD[root] = [handle, 1]
+        _HELD.add(root)
         try:
             yield
         finally:
-            del _HELD[root]
+            _HELD.discard(root)

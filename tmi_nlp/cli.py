@@ -81,8 +81,6 @@ def _rate(text: str) -> float:
 
 
 def _print_base(recipe: Recipe) -> None:
-    if not recipe.base.corpus:
-        raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
     folder = build_base(recipe)
     info = base_info(folder)
     print(f"base encoder: {folder}\n  {info['parameters']:,} parameters, {info['tokens_seen']:,} tokens seen "

@@ -19,7 +19,7 @@ import types
 import typing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import yaml
 
@@ -118,6 +118,10 @@ class DataArguments:
             require(bool(getattr(self, name)), s, name, getattr(self, name), "a non-empty string")
 
 
+TRAINER_HELP = ("Any other field of transformers.TrainingArguments, passed to the Trainer as is (e.g. "
+                "gradient_accumulation_steps, lr_scheduler_type, max_grad_norm, logging_strategy). The fields "
+                "this section names itself, the seeds and output_dir are set by tmi-nlp.")
+
 PRECISIONS = ("bf16", "fp32")
 PRECISION_HELP = ("Training precision, applied as written on every machine (it changes the numbers a run produces): "
                   "'bf16' (autocast; measured 1.46x the tokens/s of fp32 on an AVX-512 bf16 CPU, docs/performance.md) "
@@ -125,7 +129,36 @@ PRECISION_HELP = ("Training precision, applied as written on every machine (it c
 
 
 @dataclass
-class BaseArguments:
+class MaskedLMArguments:
+    """The settings of a masked-LM training, shared by the base encoder (`base`) and the shadows' (`pretrain`)."""
+
+    section: ClassVar[str] = ""
+    epochs: float = field(default=1.0, metadata={"help": "Masked-LM epochs."})
+    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (linear decay)."})
+    batch_size: int = field(default=32, metadata={"help": "Texts per batch."})
+    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
+    warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
+    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
+    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
+    trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
+
+    def __post_init__(self) -> None:
+        s = self.section
+        require(0 < self.epochs < float("inf"), s, "epochs", self.epochs, "a finite number > 0")
+        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
+        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
+        require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability, "a number in (0, 1)")
+        require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
+        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
+        require(self.precision in PRECISIONS, s, "precision", self.precision, f"one of {list(PRECISIONS)}")
+
+
+@dataclass
+class BaseArguments(MaskedLMArguments):
+    section: ClassVar[str] = "base"
+    epochs: float = field(default=1.0, metadata={"help": "Masked-LM epochs over the corpus."})
+    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (linear decay)."})
+    batch_size: int = field(default=64, metadata={"help": "Texts per batch."})
     corpus: str = field(default="", metadata={
         "help": "Public text the base encoder is pretrained on, once, before any shadow: local file(s) as for "
                 "data.pool, or a Hub id. Shadows and victims then continue pretraining from it on their half of "
@@ -138,33 +171,19 @@ class BaseArguments:
     max_texts: int = field(default=0, metadata={"help": "Use at most this many chunks (0: all of them)."})
     heldout_texts: int = field(default=500, metadata={
         "help": "Chunks kept out of training: the base's held-out masked-LM loss is measured on them."})
-    epochs: float = field(default=1.0, metadata={"help": "Masked-LM epochs over the corpus."})
-    learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (linear decay)."})
-    batch_size: int = field(default=64, metadata={"help": "Texts per batch."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
     seed: int = field(default=0, metadata={"help": "Seed of the base (not run.seed: runs of any seed share it)."})
     cache_dir: str = field(default="", metadata={
         "help": "Where bases are stored, one folder per content hash of (corpus texts, model sizes, "
                 "vocabulary, these settings): a base is trained once and reused by every run that asks for it. "
                 "'': <run.output_dir>/bases."})
-    trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": "Any other TrainingArguments field."})
 
     def __post_init__(self) -> None:
-        s = "base"
+        super().__post_init__()
+        s = self.section
         require(self.chunk_words >= 0, s, "chunk_words", self.chunk_words, "an integer >= 0")
         require(self.max_texts >= 0, s, "max_texts", self.max_texts, "an integer >= 0")
         require(self.heldout_texts >= 1, s, "heldout_texts", self.heldout_texts, "an integer >= 1")
-        require(0 < self.epochs < float("inf"), s, "epochs", self.epochs, "a finite number > 0")
-        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
-        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
-        require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability, "a number in (0, 1)")
-        require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
-        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
         require(bool(self.text_column), s, "text_column", self.text_column, "a non-empty string")
-        require(self.precision in PRECISIONS, s, "precision", self.precision, f"one of {list(PRECISIONS)}")
 
 
 @dataclass
@@ -197,13 +216,10 @@ class ModelArguments:
         require(8 <= self.max_length <= 512, s, "max_length", self.max_length, "an integer in [8, 512]")
 
 
-TRAINER_HELP = ("Any other field of transformers.TrainingArguments, passed to the Trainer as is (e.g. "
-                "gradient_accumulation_steps, lr_scheduler_type, max_grad_norm, logging_strategy). The fields "
-                "this section names itself, the seeds and output_dir are set by tmi-nlp.")
-
 
 @dataclass
-class PretrainArguments:
+class PretrainArguments(MaskedLMArguments):
+    section: ClassVar[str] = "pretrain"
     epochs: float = field(default=40.0, metadata={
         "help": "The dose: passes over the model's half of the private pool (each private text is seen this many "
                 "times)."})
@@ -211,25 +227,10 @@ class PretrainArguments:
         "help": "Share of the texts a model pretrains on that come from its private half pool; the rest are "
                 "public background texts of base.corpus, fresh ones on each pass (needs a base). 1.0: the private "
                 "texts only, for `epochs` Trainer epochs."})
-    learning_rate: float = field(default=1e-3, metadata={"help": "Peak learning rate (linear decay)."})
-    batch_size: int = field(default=32, metadata={"help": "Texts per batch."})
-    mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
-    warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
-    weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
-    trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
 
     def __post_init__(self) -> None:
-        s = "pretrain"
-        require(0 < self.epochs < float("inf"), s, "epochs", self.epochs, "a finite number > 0")
-        require(0 < self.private_share <= 1, s, "private_share", self.private_share, "a number in (0, 1]")
-        require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
-        require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
-        require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability,
-                "a number in (0, 1)")
-        require(0 <= self.warmup_ratio < 1, s, "warmup_ratio", self.warmup_ratio, "a number in [0, 1)")
-        require(self.weight_decay >= 0, s, "weight_decay", self.weight_decay, "a number >= 0")
-        require(self.precision in PRECISIONS, s, "precision", self.precision, f"one of {list(PRECISIONS)}")
+        super().__post_init__()
+        require(0 < self.private_share <= 1, self.section, "private_share", self.private_share, "a number in (0, 1]")
 
 
 @dataclass

@@ -15,14 +15,13 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from tmi_nlp.attacks import register
-from tmi_nlp.attacks.features import EPS, Roles, phi
+from tmi_nlp.attacks.features import EPS, MIN_STD, Roles, phi
 from tmi_nlp.config import AttackArguments
 
 # RMIA (Zarifzadeh et al., 2024): offline Pr(x) = ((1 + a) Pr_out(x) + (1 - a)) / 2, and the
 # likelihood-ratio threshold gamma; the paper's defaults.
 RMIA_OFFLINE_A = 0.3
 RMIA_GAMMA = 1.0
-MIN_STD = 1e-3  # floor on a fitted standard deviation (one IN shadow has none)
 
 
 def predicted_class(queries: np.ndarray) -> np.ndarray:

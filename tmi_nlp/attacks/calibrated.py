@@ -19,12 +19,11 @@ import torch
 
 from tmi_nlp.attacks import register
 from tmi_nlp.attacks.batched_mlp import fit_predict, predict_in, train
-from tmi_nlp.attacks.features import EPS, Roles
+from tmi_nlp.attacks.features import EPS, MIN_STD, Roles
 from tmi_nlp.attacks.tmi import mlp_settings, training_groups
 from tmi_nlp.config import AttackArguments
 
 PRIOR_MODELS = 4.0  # weight of the pooled variance, in models, when a point's own is estimated
-MIN_STD = 1e-3
 
 
 def class_logits(queries: np.ndarray) -> np.ndarray:
@@ -35,7 +34,7 @@ def class_logits(queries: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log(np.maximum(others, EPS * EPS))
 
 
-def _moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> tuple[np.ndarray, np.ndarray]:
+def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out mean and shrunk std [M, K, C] of the vectors f [M, K, A, C] of the models in `members`
     [M, K], for each model m without its own vectors (`own` [M, K]: m is in `members`)."""
     w = members[:, :, None, None].astype(np.float64)
@@ -71,13 +70,13 @@ def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, s
     x_train, x_victim = [], np.empty((len(roles.victims),) + f.shape[1:-1] + (2 * f.shape[-1],))
     for j in range(t):
         fs, is_in = f[train_roles.shadows[j]], lab[j]
-        mu_out, sd_out = _moments(fs, ~is_in, ~is_in, a)
-        mu_in, _ = _moments(fs, is_in, is_in, a)
+        mu_out, sd_out = loo_moments(fs, ~is_in, ~is_in, a)
+        mu_in, _ = loo_moments(fs, is_in, is_in, a)
         x_train.append(_stack(fs, mu_in, mu_out, sd_out))
         # The victims of this training: statistics of every shadow (no one to leave out).
         none = np.zeros_like(is_in)
-        v_out, v_sd = _moments(fs, ~is_in, none, a)
-        v_in, _ = _moments(fs, is_in, none, a)
+        v_out, v_sd = loo_moments(fs, ~is_in, none, a)
+        v_in, _ = loo_moments(fs, is_in, none, a)
         served = roles.victims[groups[j]]
         x_victim[groups[j]] = _stack(f[served], v_in[:1], v_out[:1], v_sd[:1])
     return np.stack(x_train).astype(np.float32), lab, x_victim.astype(np.float32)

@@ -15,9 +15,7 @@ which the tests and the shuffled-membership control check.
 
 import numpy as np
 
-from tmi_nlp.attacks.calibrated import PRIOR_MODELS, class_logits
-
-MIN_STD = 1e-3
+from tmi_nlp.attacks.calibrated import class_logits, loo_moments
 
 
 def _statistic(queries: np.ndarray, classes: np.ndarray) -> np.ndarray:
@@ -30,23 +28,14 @@ def _statistic(queries: np.ndarray, classes: np.ndarray) -> np.ndarray:
 def shadow_z(stat: np.ndarray, out: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """For the shadows' statistics [M, K] and OUT mask [M, K]: each shadow's z against the other OUT shadows
     (nan where it is IN, or where fewer than two others are OUT), and the mean and shrunk std of all OUT
-    shadows per point (what a victim is standardised with)."""
-    w = out.astype(np.float64)
-    n = w.sum(0)  # [K]
-    s1, s2 = (stat * w).sum(0), (stat**2 * w).sum(0)
-    mean_all = s1 / np.maximum(n, 1)
-    var_all = np.maximum(s2 / np.maximum(n, 1) - mean_all**2, 0)
-    pooled = np.mean(var_all[n >= 2]) if (n >= 2).any() else 1.0
-
-    def shrunk(var: np.ndarray, count: np.ndarray) -> np.ndarray:
-        return np.maximum(np.sqrt((count * var + PRIOR_MODELS * pooled) / (count + PRIOR_MODELS)), MIN_STD)
-
-    n_loo = n[None] - w
-    mean_loo = (s1[None] - stat * w) / np.maximum(n_loo, 1)
-    var_loo = np.maximum((s2[None] - stat**2 * w) / np.maximum(n_loo, 1) - mean_loo**2, 0)
-    z = (stat - mean_loo) / shrunk(var_loo, n_loo)
-    z[~out | (n_loo < 2)] = np.nan
-    return z, mean_all, shrunk(var_all, n)
+    shadows per point (what a victim is standardised with). The statistics are `loo_moments`', as the
+    calibrated attacks standardise with."""
+    f = stat[:, :, None, None]  # one query, one class
+    mean_loo, std_loo = (x[..., 0] for x in loo_moments(f, out, out, 1))
+    mean_all, std_all = (x[0, :, 0] for x in loo_moments(f, out, np.zeros_like(out), 1))
+    z = (stat - mean_loo) / std_loo
+    z[~out | (out.sum(0)[None] - out < 2)] = np.nan
+    return z, mean_all, std_all
 
 
 def dataset_p_value(queries: np.ndarray, labels: np.ndarray, victim: int, shadows: np.ndarray, points: np.ndarray,
@@ -71,9 +60,10 @@ def dataset_p_value(queries: np.ndarray, labels: np.ndarray, victim: int, shadow
     # Each model's z-scores are centred on its own mean over every text: a model more confident than the others
     # on all texts alike (a model-level effect) moves all of its z-scores together, which the null, drawn text by
     # text from different shadows, would not reproduce.
+    # (nanmean: a text no shadow left out has no OUT statistics.)
     z_victim = (stat[victim] - mean) / std
-    z_victim -= z_victim.mean()
-    z_shadows = z_shadows - ((stat[shadows] - mean) / std).mean(1, keepdims=True)
+    z_victim -= np.nanmean(z_victim)
+    z_shadows = z_shadows - np.nanmean((stat[shadows] - mean) / std, axis=1, keepdims=True)
     observed = float(np.mean(z_victim[usable]))
     rng = np.random.default_rng(seed)
     null = np.zeros(draws)

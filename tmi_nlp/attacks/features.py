@@ -6,6 +6,7 @@ import numpy as np
 import torch
 
 EPS = 1e-7
+MIN_STD = 1e-3  # floor on a fitted standard deviation (one shadow on a side has none)
 
 
 def phi(probs: np.ndarray) -> np.ndarray:

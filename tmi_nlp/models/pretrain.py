@@ -13,7 +13,7 @@ from transformers.modeling_outputs import MaskedLMOutput
 
 from tmi_nlp.atomic import atomic_dir
 from tmi_nlp.callbacks import pad_batch
-from tmi_nlp.config import BaseArguments, ModelArguments, PretrainArguments
+from tmi_nlp.config import MaskedLMArguments, ModelArguments, PretrainArguments
 from tmi_nlp.models.training import quiet_trainer, training_arguments
 
 
@@ -84,32 +84,36 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
             raise ValueError("pretrain.private_share < 1 needs background texts; expected a base corpus")
         # Every pass is in the stream already; one Trainer epoch shuffles it.
         epochs, texts = 1.0, pretraining_texts(train_ids, background, args.epochs, args.private_share, seed)
-    result = train_masked_lm(model, texts, tokenizer, args, epochs, seed, output)
+    with atomic_dir(output) as tmp:
+        result = train_masked_lm(model, texts, tokenizer, args, epochs, seed, tmp)
+        save_masked_lm(model, tmp)
     return {**result, "private_texts": len(train_ids), "texts_seen": len(texts) * epochs}
 
 
 def train_masked_lm(model: BertForMaskedLM, texts: list[list[int]], tokenizer: PreTrainedTokenizerBase,
-                    args: PretrainArguments | BaseArguments, epochs: float, seed: int, output: Path,
-                    progress: bool = False) -> dict:
-    """The Trainer loop of every masked LM (shadow or base); the model and its tokenizer-free config are saved
-    atomically at `output`. `progress`: the Trainer's own bar (for the one long training of a base)."""
+                    args: MaskedLMArguments, epochs: float, seed: int, workdir: Path, progress: bool = False) -> dict:
+    """The Trainer loop of every masked LM (shadow or base), its scratch files in `workdir` (removed after).
+    `progress`: the Trainer's own bar (for the one long training of a base)."""
     # No collator seed: it refuses to run in a worker process; set_seed makes the masking reproducible.
     collator = DataCollatorForLanguageModeling(tokenizer, mlm_probability=args.mlm_probability)
     dataset = [{"input_ids": ids} for ids in texts]
-    with atomic_dir(output) as tmp:
-        targs = training_arguments(tmp / "trainer", epochs=epochs, learning_rate=args.learning_rate,
-                                   batch_size=args.batch_size, weight_decay=args.weight_decay,
-                                   warmup_ratio=args.warmup_ratio, precision=args.precision, seed=seed,
-                                   trainer={"disable_tqdm": False, **args.trainer} if progress else args.trainer)
-        trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
-        result = trainer.train()
-        shutil.rmtree(tmp / "trainer", ignore_errors=True)
-        model.save_pretrained(tmp)
-        # The checkpoint is a plain BertForMaskedLM (same state dict): say so for any loader.
-        model.config.architectures = ["BertForMaskedLM"]
-        model.config.save_pretrained(tmp)
+    targs = training_arguments(workdir / "trainer", epochs=epochs, learning_rate=args.learning_rate,
+                               batch_size=args.batch_size, weight_decay=args.weight_decay,
+                               warmup_ratio=args.warmup_ratio, precision=args.precision, seed=seed,
+                               trainer={"disable_tqdm": False, **args.trainer} if progress else args.trainer)
+    trainer = quiet_trainer(model=model, args=targs, data_collator=collator, train_dataset=dataset)
+    result = trainer.train()
+    shutil.rmtree(workdir / "trainer", ignore_errors=True)
     return {"train_loss": result.training_loss, "steps": result.global_step,
             "tokens_per_s": sum(map(len, texts)) * epochs / result.metrics["train_runtime"]}
+
+
+def save_masked_lm(model: BertForMaskedLM, folder: Path) -> None:
+    """Save a trained masked LM (safetensors) as a plain BertForMaskedLM checkpoint."""
+    model.save_pretrained(folder)
+    # The sparse-head class has BertForMaskedLM's state dict: say so for any loader.
+    model.config.architectures = ["BertForMaskedLM"]
+    model.config.save_pretrained(folder)
 
 
 @torch.no_grad()

@@ -22,10 +22,16 @@ from pathlib import Path
 import numpy as np
 
 from tmi_nlp.atomic import atomic_dir, atomic_write_json, file_lock
-from tmi_nlp.config import Recipe
+from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.loading import load_base_corpus
 from tmi_nlp.data.plan import text_hash
-from tmi_nlp.models.pretrain import BertForMaskedLMSparse, bert_config, masked_lm_losses, train_masked_lm
+from tmi_nlp.models.pretrain import (
+    BertForMaskedLMSparse,
+    bert_config,
+    masked_lm_losses,
+    save_masked_lm,
+    train_masked_lm,
+)
 from tmi_nlp.models.tokenizer import train_wordpiece
 from tmi_nlp.models.training import quiet_transformers
 
@@ -56,6 +62,8 @@ def base_folder(recipe: Recipe, corpus: list[str]) -> Path:
 
 def build_base(recipe: Recipe, corpus: list[str] | None = None) -> Path:
     """The base encoder of `recipe` (its folder), trained now unless a finished one is stored under its key."""
+    if not recipe.base.corpus:
+        raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
     if corpus is None:
         corpus = load_base_corpus(recipe.base)
     folder = base_folder(recipe, corpus)
@@ -77,11 +85,8 @@ def _train_base(recipe: Recipe, corpus: list[str], folder: Path) -> None:
     train_ids = encode(train)
     model = BertForMaskedLMSparse(bert_config(recipe.model, tokenizer))
     with atomic_dir(folder) as tmp:
-        result = train_masked_lm(model, train_ids, tokenizer, args, args.epochs, args.seed, tmp / "model",
-                                 progress=True)
-        for item in (tmp / "model").iterdir():
-            item.rename(tmp / item.name)
-        (tmp / "model").rmdir()
+        result = train_masked_lm(model, train_ids, tokenizer, args, args.epochs, args.seed, tmp, progress=True)
+        save_masked_lm(model, tmp)
         tokenizer.save_pretrained(tmp)
         no_specials = [ids[1:-1] for ids in encode(heldout)]
         heldout_loss = float(np.mean(masked_lm_losses(model, no_specials, tokenizer, seed=args.seed)))
