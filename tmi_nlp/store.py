@@ -86,6 +86,13 @@ class RunDir:
     def signal(self, i: int, name: str) -> Path:
         return self.model(i) / "signals" / f"{name}.npy"
 
+    def signal_masks(self, name: str, num_models: int) -> set[str]:
+        """How the models' masked-LM signals drew their masks (signals/<name>.json); signals written before
+        the record existed were masked by run.seed and the challenge order."""
+        legacy = "run.seed and challenge order (older runs)"
+        paths = [self.signal(i, name).with_suffix(".json") for i in range(num_models)]
+        return {json.loads(p.read_text())["masks"] if p.exists() else legacy for p in paths}
+
     def attack(self, name: str) -> Path:
         return self.root / "attacks" / name
 

@@ -116,20 +116,25 @@ def save_masked_lm(model: BertForMaskedLM, folder: Path) -> None:
     model.config.save_pretrained(folder)
 
 
+# Names how masked_lm_losses draws its masks; runs whose signals differ in it cannot be compared.
+MASKS = "seeded by each text's token ids"
+
+
 @torch.no_grad()
 def masked_lm_losses(model: BertForMaskedLM, token_ids: list[list[int]], tokenizer: PreTrainedTokenizerBase,
-                     groups: int = 5, seed: int = 0, batch_size: int = 256) -> np.ndarray:
+                     groups: int = 5, batch_size: int = 256) -> np.ndarray:
     """float64 [K]: each text's mean masked-LM loss when every token is masked exactly once.
 
-    The tokens of text k (ids without specials) are split into `groups` random groups, seeded by
-    (seed, k) so that every model sees the same masks; each group is masked in one copy. This is
-    the pseudo-log-likelihood at 1/`groups` of its cost, and the white-box signal of memorisation
-    that the `mlm_loss_lira` reference attack reads.
+    The tokens of each text (ids without specials) are split into `groups` random groups, seeded by
+    the ids themselves, so that every model of every run masks a text the same way whatever its
+    position or the run's seed (shadows and victims from two runs are compared point by point);
+    each group is masked in one copy. This is the pseudo-log-likelihood at 1/`groups` of its cost,
+    and the white-box signal of memorisation that the `mlm_loss_lira` reference attack reads.
     """
     model.eval()
     copies, targets = [], []
     for k, ids in enumerate(token_ids):
-        group = np.random.default_rng([seed, k]).permutation(len(ids)) % groups
+        group = np.random.default_rng([groups, *ids]).permutation(len(ids)) % groups
         for g in range(min(groups, len(ids))):
             positions = np.flatnonzero(group == g)
             masked = np.array(ids)

@@ -89,7 +89,7 @@ def _train_base(recipe: Recipe, corpus: list[str], folder: Path) -> None:
         save_masked_lm(model, tmp)
         tokenizer.save_pretrained(tmp)
         no_specials = [ids[1:-1] for ids in encode(heldout)]
-        heldout_loss = float(np.mean(masked_lm_losses(model, no_specials, tokenizer, seed=args.seed)))
+        heldout_loss = float(np.mean(masked_lm_losses(model, no_specials, tokenizer)))
         atomic_write_json(tmp / BASE_INFO, {
             "key": folder.name, "corpus_sha256": text_hash(corpus), "corpus_texts": len(corpus),
             "train_texts": len(train), "heldout_texts": len(heldout),

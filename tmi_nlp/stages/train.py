@@ -1,7 +1,7 @@
 """train: the per-model stages (pretrain, signals, finetune), over worker processes, skipping finished work.
 
     pretrain  -> models/<i>/pretrained/
-    signals   -> models/<i>/signals/mlm_loss.npy
+    signals   -> models/<i>/signals/mlm_loss.npy (and .json: how its masks were drawn)
     finetune  -> models/<i>/finetuned/ and models/<i>/queries.npy (written by the QueryCallback)
 
 Workers are plain subprocesses (`python -m tmi_nlp.stages.worker`) that read the run folder and
@@ -26,10 +26,10 @@ import torch
 from tqdm.auto import tqdm
 from transformers import BertForMaskedLM
 
-from tmi_nlp.atomic import atomic_link, atomic_save_npy, require_free_space
+from tmi_nlp.atomic import atomic_link, atomic_save_npy, atomic_write_json, require_free_space
 from tmi_nlp.config import Recipe
 from tmi_nlp.models.finetune import QUERIES, finetune_model
-from tmi_nlp.models.pretrain import masked_lm_losses, pretrain_model
+from tmi_nlp.models.pretrain import MASKS, masked_lm_losses, pretrain_model
 from tmi_nlp.models.tokenizer import load_tokenizer
 from tmi_nlp.models.training import quiet_transformers, torch_threads
 from tmi_nlp.stages.prepare import open_run
@@ -72,8 +72,8 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
         _require_pretrained(run, i, "signals")
         start = time.perf_counter()
         model = BertForMaskedLM.from_pretrained(run.pretrained(i), use_safetensors=True)
-        atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer,
-                                                                     seed=recipe.run.seed))
+        atomic_write_json(run.signal(i, "mlm_loss").with_suffix(".json"), {"masks": MASKS})
+        atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer))
         timings["signals_s"] = time.perf_counter() - start
     finished_queries = run.finetuned(i) / QUERIES
     if "finetune" in stages and not run.model_done(i, "finetune") and finished_queries.exists():

@@ -17,6 +17,7 @@ from tmi_nlp.atomic import atomic_write_json
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.plan import Plan, text_hash
+from tmi_nlp.models.finetune import QUERIES
 from tmi_nlp.stages.attack import attack_loop
 from tmi_nlp.stages.prepare import open_run
 from tmi_nlp.store import RunDir
@@ -83,6 +84,11 @@ def attack_victims(recipe: Recipe, victims_folder: str | Path, names: list[str] 
     labels = np.concatenate([plan.labels()[:, cols], victim_plan.labels()[:, victim_cols]])
 
     def read(kind: str) -> np.ndarray:
+        if kind != QUERIES and len(masks := run.signal_masks(kind, ns) | victim_run.signal_masks(kind, nv)) > 1:
+            # Masks drawn per run differ per point between zoos, an offset larger than membership's own.
+            raise RecipeError(f"victims {victim_run.root}: its {kind} signals and this run's were masked "
+                              f"differently ({sorted(masks)}); expected the same masks. Remove models/*/signals "
+                              f"and attacks/{kind}* of the older run and rerun `tmi-nlp run` on it")
         ours, theirs = run.stacked(kind, ns)[:, cols], victim_run.stacked(kind, nv)[:, victim_cols]
         if ours.shape[2:] != theirs.shape[2:]:
             raise RecipeError(f"victims {victim_run.root}: {kind} of shape {theirs.shape[2:]} per point; the "
