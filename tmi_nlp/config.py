@@ -298,7 +298,8 @@ BACKENDS = ("auto", "kernel", "torch")
 @dataclass
 class AttackArguments:
     metaclassifiers: list[str] = field(default_factory=lambda: list(DEFAULT_METACLASSIFIERS), metadata={
-        "help": "Attacks on the query tensor: per-point mlp, logistic, knn, svm, sklearn_mlp, "
+        "help": "Attacks on the query tensor: per-point mlp (the project's variant), mlp_paper (the official "
+                "code's recipe exactly), logistic, knn, svm, sklearn_mlp, "
                 "shared_centred (one classifier across points on per-point centred features), or on calibrated "
                 "class logits that do not saturate on confident victims: mlp_calibrated, shared_calibrated."})
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES), metadata={

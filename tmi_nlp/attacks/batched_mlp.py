@@ -26,6 +26,13 @@ class MLPSettings:
     batch_size: int = 64
     class_balanced: bool = True
     backend: str = "auto"  # "kernel" (the fused C kernel), "torch" (the code below), "auto" (kernel if it builds)
+    lr_step_epochs: int = 0  # with lr_gamma: torch's StepLR, the rate times lr_gamma every lr_step_epochs; 0: constant
+    lr_gamma: float = 1.0
+
+    def epoch_rates(self) -> np.ndarray:
+        """float32 [epochs]: each epoch's learning rate."""
+        steps = np.arange(self.epochs) // self.lr_step_epochs if self.lr_step_epochs else np.zeros(self.epochs)
+        return (self.learning_rate * self.lr_gamma ** steps).astype(np.float32)
 
 
 def init_params(num_problems: int, d_in: int, hidden: int, gen: torch.Generator) -> list[torch.Tensor]:
@@ -96,7 +103,8 @@ def train(x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, gen: torch.Ge
     # Dropout masks come from their own stream, seeded from `gen` (drawn only when dropout is on, so
     # that without dropout the minibatch order equals the reference's).
     mask_rng = np.random.default_rng(int(torch.randint(0, 2**62, (1,), generator=gen))) if settings.dropout else None
-    for _ in range(settings.epochs):
+    for rate in settings.epoch_rates():
+        opt.param_groups[0]["lr"] = float(rate)
         perm = torch.randperm(n, generator=gen)
         # One gather per epoch; the minibatches are then slices of it.
         xs, ts, ws = x[:, perm], target[:, perm], example_w[:, perm]
@@ -126,7 +134,7 @@ def _train_kernel(lib, x: torch.Tensor, y: torch.Tensor, settings: MLPSettings, 
     perms = torch.stack([torch.randperm(n, generator=gen) for _ in range(settings.epochs)]) if settings.epochs \
         else torch.zeros((0, n), dtype=torch.int64)
     trained = mlp_kernel.train_mlps(
-        lib, x.numpy(), y.numpy(), weights.numpy(), perms.numpy(), settings.learning_rate, settings.weight_decay,
+        lib, x.numpy(), y.numpy(), weights.numpy(), perms.numpy(), settings.epoch_rates(), settings.weight_decay,
         settings.batch_size, round(settings.dropout * 256), mask_seed, torch.get_num_threads(),
         [p.detach().numpy() for p in params])
     return [torch.from_numpy(p) for p in trained]

@@ -40,7 +40,7 @@ static void adam_step(float *restrict p, const float *restrict g, float *restric
 static inline __attribute__((always_inline)) void train_problem(
     int64_t b, int64_t n, int64_t d, const int64_t H, int64_t epochs, int64_t batch,
     const float *restrict x, const uint8_t *restrict y, const float *restrict class_w,
-    const int64_t *restrict perms, float lr, float wd, int32_t drop_threshold, uint64_t seed,
+    const int64_t *restrict perms, const float *restrict lrs, float wd, int32_t drop_threshold, uint64_t seed,
     float *restrict w1, float *restrict b1, float *restrict w2t, float *restrict b2, float *restrict buf,
     float *restrict xe, uint8_t *restrict ye) {
     const int64_t P = d * H + 3 * H + 2; /* parameters, packed: W1 [d, H], b1 [H], W2t [2, H], b2 [2] */
@@ -117,7 +117,7 @@ static inline __attribute__((always_inline)) void train_problem(
             t++;
             const float bias1 = 1.0f - powf(0.9f, (float)t);
             const float bias2_sqrt = sqrtf(1.0f - powf(0.999f, (float)t));
-            adam_step(prm, grd, mom, var, P, lr / bias1, bias2_sqrt, wd);
+            adam_step(prm, grd, mom, var, P, lrs[e] / bias1, bias2_sqrt, wd);
         }
     }
     memcpy(w1 + b * d * H, W1, sizeof(float) * d * H);
@@ -127,12 +127,13 @@ static inline __attribute__((always_inline)) void train_problem(
 }
 
 /* Train problems [0, B) in place. x [B, n, d] float, y [B, n] uint8 (0/1), class_w [B, 2],
- * perms [epochs, n] int64; weights w1 [B, d, H], b1 [B, H], w2t [B, 2, H] (W2 transposed), b2 [B, 2].
+ * perms [epochs, n] int64, lrs [epochs] (each epoch's learning rate); weights w1 [B, d, H], b1 [B, H],
+ * w2t [B, 2, H] (W2 transposed), b2 [B, 2].
  * Returns 0, or -1 when a thread's buffers could not be allocated (the weights are then incomplete).
  * Built without OpenMP, the pragmas are ignored and the problems train one after another. */
 int tmi_train_mlps(int64_t B, int64_t n, int64_t d, int64_t H, int64_t epochs, int64_t batch,
                     const float *x, const uint8_t *y, const float *class_w, const int64_t *perms,
-                    float lr, float wd, int32_t drop_threshold, uint64_t seed, int32_t threads,
+                    const float *lrs, float wd, int32_t drop_threshold, uint64_t seed, int32_t threads,
                     float *w1, float *b1, float *w2t, float *b2) {
     const int64_t P = d * H + 3 * H + 2;
     int failed = 0;
@@ -153,10 +154,10 @@ int tmi_train_mlps(int64_t B, int64_t n, int64_t d, int64_t H, int64_t epochs, i
             if (!ok)
                 continue;
             if (H == 64)
-                train_problem(b, n, d, 64, epochs, batch, x, y, class_w, perms, lr, wd, drop_threshold, seed,
+                train_problem(b, n, d, 64, epochs, batch, x, y, class_w, perms, lrs, wd, drop_threshold, seed,
                               w1, b1, w2t, b2, buf, xe, ye);
             else
-                train_problem(b, n, d, H, epochs, batch, x, y, class_w, perms, lr, wd, drop_threshold, seed,
+                train_problem(b, n, d, H, epochs, batch, x, y, class_w, perms, lrs, wd, drop_threshold, seed,
                               w1, b1, w2t, b2, buf, xe, ye);
         }
         free(buf);

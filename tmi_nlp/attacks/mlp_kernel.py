@@ -109,16 +109,16 @@ def load() -> ctypes.CDLL | None:
 
     lib.tmi_train_mlps.restype = ctypes.c_int
     lib.tmi_train_mlps.argtypes = [i64, i64, i64, i64, i64, i64, array(np.float32), array(np.uint8),
-                                   array(np.float32), array(np.int64), f32, f32, ctypes.c_int32, ctypes.c_uint64,
-                                   ctypes.c_int32, array(np.float32), array(np.float32), array(np.float32),
-                                   array(np.float32)]
+                                   array(np.float32), array(np.int64), array(np.float32), f32, ctypes.c_int32,
+                                   ctypes.c_uint64, ctypes.c_int32, array(np.float32), array(np.float32),
+                                   array(np.float32), array(np.float32)]
     return lib
 
 
 def train_mlps(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, class_weights: np.ndarray, perms: np.ndarray,
-               lr: float, weight_decay: float, batch_size: int, drop_threshold: int, seed: int, threads: int,
+               lrs: np.ndarray, weight_decay: float, batch_size: int, drop_threshold: int, seed: int, threads: int,
                params: list[np.ndarray]) -> list[np.ndarray]:
-    """Train in place: x [B, n, d], y [B, n] bool, class_weights [B, 2], perms [epochs, n];
+    """Train in place: x [B, n, d], y [B, n] bool, class_weights [B, 2], perms [epochs, n], lrs [epochs];
     params (W1 [B, d, H], b1 [B, H], W2 [B, H, 2], b2 [B, 2]) -> the trained weights, same shapes."""
     num_problems, n, d = x.shape
     hidden = params[1].shape[1]
@@ -127,7 +127,8 @@ def train_mlps(lib: ctypes.CDLL, x: np.ndarray, y: np.ndarray, class_weights: np
     status = lib.tmi_train_mlps(num_problems, n, d, hidden, perms.shape[0], batch_size,
                                 np.ascontiguousarray(x, dtype=np.float32), np.ascontiguousarray(y, dtype=np.uint8),
                                 np.ascontiguousarray(class_weights, dtype=np.float32),
-                                np.ascontiguousarray(perms, dtype=np.int64), lr, weight_decay, drop_threshold,
+                                np.ascontiguousarray(perms, dtype=np.int64),
+                                np.ascontiguousarray(lrs, dtype=np.float32), weight_decay, drop_threshold,
                                 seed, threads, w1, b1, w2t, b2)
     if status != 0:
         raise MemoryError(f"{SOURCE.name}: could not allocate the per-thread buffers ({threads} threads, {n} examples "

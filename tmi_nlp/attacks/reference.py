@@ -32,6 +32,8 @@ def train_one(x: np.ndarray, y: np.ndarray, settings: MLPSettings, gen: torch.Ge
     weight = (torch.tensor([n / (2 * max(n - n_in, 1)), n / (2 * max(n_in, 1))])
               if settings.class_balanced else None)
     opt = torch.optim.Adam(model.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    schedule = torch.optim.lr_scheduler.StepLR(opt, settings.lr_step_epochs, settings.lr_gamma) \
+        if settings.lr_step_epochs else None
     model.train()
     for _ in range(settings.epochs):
         perm = torch.randperm(n, generator=gen)
@@ -41,6 +43,8 @@ def train_one(x: np.ndarray, y: np.ndarray, settings: MLPSettings, gen: torch.Ge
             opt.zero_grad()
             loss.backward()
             opt.step()
+        if schedule is not None:
+            schedule.step()
     return model.eval()
 
 
