@@ -18,6 +18,7 @@ import numpy as np
 import torch
 
 from tmi_nlp.attacks import register
+from tmi_nlp.attacks.baselines import log_normal, masked_mean, predicted_class
 from tmi_nlp.attacks.batched_mlp import fit_predict, predict_in, train
 from tmi_nlp.attacks.features import EPS, MIN_STD, Roles
 from tmi_nlp.attacks.tmi import mlp_settings, training_groups
@@ -53,12 +54,13 @@ def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> 
 
 
 def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,
-                        rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        rng: np.random.Generator, with_llr: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training sets of the calibrated attacks, one per distinct set of shadows (as `training_groups`).
 
     Returns X [T, M, K, A, 2C] (each shadow's z-scores, then (mean_in - mean_out) / sd_out of the point: the
     direction membership moves it), y [T, M, K], and the victims' X [V, K, A, 2C], standardised by all of
-    their training's shadows.
+    their training's shadows. `with_llr` appends each class's Gaussian log likelihood ratio, IN against OUT
+    (3C features): the same statistics, with the IN side's own spread.
     """
     f = class_logits(queries)  # [N, K, A, C]
     a = f.shape[2]
@@ -67,26 +69,29 @@ def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, s
     lab = labels[train_roles.shadows]  # [T, M, K]
     if shuffle:
         lab = np.take_along_axis(lab, rng.random(lab.shape).argsort(axis=1), axis=1)
-    x_train, x_victim = [], np.empty((len(roles.victims),) + f.shape[1:-1] + (2 * f.shape[-1],))
+    width = (3 if with_llr else 2) * f.shape[-1]
+    x_train, x_victim = [], np.empty((len(roles.victims),) + f.shape[1:-1] + (width,))
     for j in range(t):
         fs, is_in = f[train_roles.shadows[j]], lab[j]
-        mu_out, sd_out = loo_moments(fs, ~is_in, ~is_in, a)
-        mu_in, _ = loo_moments(fs, is_in, is_in, a)
-        x_train.append(_stack(fs, mu_in, mu_out, sd_out))
+        x_train.append(_stack(fs, loo_moments(fs, is_in, is_in, a), loo_moments(fs, ~is_in, ~is_in, a), with_llr))
         # The victims of this training: statistics of every shadow (no one to leave out).
         none = np.zeros_like(is_in)
-        v_out, v_sd = loo_moments(fs, ~is_in, none, a)
-        v_in, _ = loo_moments(fs, is_in, none, a)
+        v_in, v_out = loo_moments(fs, is_in, none, a), loo_moments(fs, ~is_in, none, a)
         served = roles.victims[groups[j]]
-        x_victim[groups[j]] = _stack(f[served], v_in[:1], v_out[:1], v_sd[:1])
+        x_victim[groups[j]] = _stack(f[served], [s[:1] for s in v_in], [s[:1] for s in v_out], with_llr)
     return np.stack(x_train).astype(np.float32), lab, x_victim.astype(np.float32)
 
 
-def _stack(f: np.ndarray, mu_in: np.ndarray, mu_out: np.ndarray, sd_out: np.ndarray) -> np.ndarray:
-    """[..., K, A, 2C]: z-scores against the OUT statistics, and the IN-OUT direction in the same units."""
-    z = np.nan_to_num((f - mu_out[:, :, None]) / sd_out[:, :, None])
-    d = np.nan_to_num((mu_in - mu_out) / sd_out)[:, :, None]
-    return np.concatenate([z, np.broadcast_to(d, z.shape)], axis=-1)
+def _stack(f: np.ndarray, moments_in, moments_out, with_llr: bool) -> np.ndarray:
+    """[..., K, A, 2C or 3C]: z-scores against the OUT statistics, the IN-OUT direction in the same units, and
+    with `with_llr` the log likelihood ratio of IN and OUT Gaussians."""
+    (mu_in, sd_in), (mu_out, sd_out) = [[s[:, :, None] for s in m] for m in (moments_in, moments_out)]
+    z = np.nan_to_num((f - mu_out) / sd_out)
+    d = np.broadcast_to(np.nan_to_num((mu_in - mu_out) / sd_out), z.shape)
+    if not with_llr:
+        return np.concatenate([z, d], axis=-1)
+    llr = np.nan_to_num(log_normal(f, mu_in, sd_in) - log_normal(f, mu_out, sd_out))
+    return np.concatenate([z, d, llr], axis=-1)
 
 
 @register("mlp_calibrated", trains_mlp=True)
@@ -107,11 +112,10 @@ def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackAr
     return scores
 
 
-@register("shared_calibrated", trains_mlp=True)
-def shared_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
-                      roles: Roles) -> np.ndarray:
-    """One MLP per victim shared by all points, on calibrated class logits and the point's IN-OUT direction."""
-    x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]))
+def _shared(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int, roles: Roles,
+            with_llr: bool) -> np.ndarray:
+    x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]),
+                                   with_llr)
     t, m, k, a, c2 = x.shape
     yt = np.broadcast_to(y[..., None], y.shape + (a,)).reshape(t, -1)
     settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
@@ -122,4 +126,47 @@ def shared_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArgum
     probs = predict_in(params, torch.as_tensor(xv[groups].reshape(t, g * k * a, c2))).numpy()
     scores = np.empty((len(roles.victims), k))
     scores[groups.ravel()] = probs.reshape(t * g, k, a).mean(-1)
+    return scores
+
+
+@register("shared_calibrated", trains_mlp=True)
+def shared_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                      roles: Roles) -> np.ndarray:
+    """One MLP per victim shared by all points, on calibrated class logits and the point's IN-OUT direction."""
+    return _shared(queries, labels, args, seed, roles, with_llr=False)
+
+
+@register("shared_combined", trains_mlp=True)
+def shared_combined(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                    roles: Roles) -> np.ndarray:
+    """`shared_calibrated` reading, besides, each class's per-point likelihood ratio of IN and OUT Gaussians
+    (leave-one-out for the shadows, shrunk variances): the metaclassifier and the likelihood ratio in one."""
+    return _shared(queries, labels, args, seed, roles, with_llr=True)
+
+
+def shrunk_gaussian(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Mean [K, A] and std [K, A] of x [N, K, A] under mask [N, K], each point's variance shrunk towards the
+    mean over points (a prior worth `PRIOR_MODELS` models): 16-32 shadows give 8-16 per side."""
+    mean = masked_mean(x, mask)
+    dof = np.maximum(mask.sum(0) - 1, 0)[:, None].astype(np.float64)  # [K, 1]
+    var = np.nansum((x - mean[None]) ** 2 * mask[..., None], 0) / np.maximum(dof, 1)
+    pooled = np.nanmean(np.where(dof > 0, var, np.nan), axis=0, keepdims=True)  # [1, A]
+    shrunk = (dof * var + PRIOR_MODELS * np.nan_to_num(pooled, nan=1.0)) / (dof + PRIOR_MODELS)
+    return mean, np.maximum(np.sqrt(shrunk), MIN_STD)
+
+
+@register("lira_shrunk", family="shadow")
+def lira_shrunk(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                roles: Roles) -> np.ndarray:
+    """Online LiRA over the A queries on the victim's predicted class's logit computed without 1 - p (it keeps
+    its precision on confident outputs), IN and OUT Gaussians per (point, query) with shrunk variances; the
+    log ratios are averaged over the queries."""
+    f, classes = class_logits(queries), predicted_class(queries)
+    scores = np.empty((len(roles.victims), queries.shape[1]))
+    for i, v in enumerate(roles.victims):
+        x = np.take_along_axis(f, np.broadcast_to(classes[v][None, :, None, None], f.shape[:3] + (1,)), -1)[..., 0]
+        is_in, is_out = roles.masks(labels, i)
+        (mu_in, sd_in), (mu_out, sd_out) = shrunk_gaussian(x, is_in), shrunk_gaussian(x, is_out)
+        llr = log_normal(x[v], mu_in, sd_in) - log_normal(x[v], mu_out, sd_out)
+        scores[i] = np.nan_to_num(llr, nan=0.0).mean(-1)
     return scores

@@ -116,6 +116,50 @@ def lira_loop(queries: np.ndarray, labels: np.ndarray, online: bool, global_std:
     return scores
 
 
+def lira_shrunk_loop(queries: np.ndarray, labels: np.ndarray, prior_models: float = 4.0) -> np.ndarray:
+    """`lira_shrunk`: online LiRA on log p_c - log(sum of the others), each (point, query)'s variance shrunk
+    towards the mean variance of that query over points (prior worth `prior_models` models)."""
+    from scipy.stats import norm
+
+    n, k, a, _ = queries.shape
+    scores = np.zeros((n, k))
+
+    def logit(p: np.ndarray, c: int) -> float:
+        p = np.clip(p.astype(np.float64), 1e-7, 1)
+        return float(np.log(p[c]) - np.log(max(p.sum() - p[c], 1e-14)))
+
+    for v in range(n):
+        classes = [_majority(queries[v, j]) for j in range(k)]
+        shadows = [m for m in range(n) if m != v]
+        x = {(m, j, q): logit(queries[m, j, q], classes[j]) for m in range(n) for j in range(k) for q in range(a)}
+
+        def fit(side: bool, x=x, shadows=shadows):
+            means, variances, dofs = {}, {}, {}
+            for j in range(k):
+                for q in range(a):
+                    vals = [x[m, j, q] for m in shadows if bool(labels[m, j]) == side]
+                    means[j, q] = float(np.mean(vals)) if vals else float("nan")
+                    dofs[j, q] = max(len(vals) - 1, 0)
+                    variances[j, q] = float(np.var(vals, ddof=1)) if len(vals) > 1 else float("nan")
+            stds = {}
+            for q in range(a):
+                known = [variances[j, q] for j in range(k) if dofs[j, q] > 0]
+                pooled = float(np.mean(known)) if known else 1.0
+                for j in range(k):
+                    own = variances[j, q] if dofs[j, q] > 0 else 0.0
+                    shrunk = (dofs[j, q] * own + prior_models * pooled) / (dofs[j, q] + prior_models)
+                    stds[j, q] = max(float(np.sqrt(shrunk)), 1e-3)
+            return means, stds
+
+        mu_out, sd_out = fit(False)
+        mu_in, sd_in = fit(True)
+        for j in range(k):
+            terms = [norm.logpdf(x[v, j, q], mu_in[j, q], sd_in[j, q])
+                     - norm.logpdf(x[v, j, q], mu_out[j, q], sd_out[j, q]) for q in range(a)]
+            scores[v, j] = np.mean([0.0 if np.isnan(t) else t for t in terms])
+    return scores
+
+
 def rmia_loop(queries: np.ndarray, labels: np.ndarray, online: bool, a_offline: float = 0.3,
               gamma: float = 1.0) -> np.ndarray:
     n, k, _, _ = queries.shape
