@@ -346,26 +346,34 @@ def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(n
         assert auc["mlp"] < 0.6 and auc["mlp_paper"] < 0.6
 
 
-def test_dataset_p_values_are_uniform_for_unseen_sets_and_small_for_seen_ones():
+@pytest.mark.parametrize("attack", ["", "shared_calibrated"])
+def test_dataset_p_values_are_uniform_for_unseen_sets_and_small_for_seen_ones(attack):
     from scipy.stats import kstest
 
-    from tmi_nlp.attacks.dataset import dataset_p_value
+    from tmi_nlp.attacks.dataset import confidence_statistic, dataset_p_value, held_out_scores
 
     queries, labels = confident(4, shift=0.8, seed=1)
+    args = AttackArguments(epochs=5)
     rng = np.random.default_rng(0)
     seen, unseen = [], []
     for v in range(16):
-        shadows = np.delete(np.arange(16), v)
+        stat, shadows = (held_out_scores(attack, queries, labels, v, args) if attack
+                         else (confidence_statistic(queries), np.delete(np.arange(16), v)))
         for _ in range(4):
-            seen.append(dataset_p_value(queries, labels, v, shadows, rng.choice(np.flatnonzero(labels[v]), 10,
+            seen.append(dataset_p_value(stat, labels, v, shadows, rng.choice(np.flatnonzero(labels[v]), 10,
+                                                                             replace=False))["p_value"])
+            unseen.append(dataset_p_value(stat, labels, v, shadows, rng.choice(np.flatnonzero(~labels[v]), 10,
                                                                                replace=False))["p_value"])
-            unseen.append(dataset_p_value(queries, labels, v, shadows, rng.choice(np.flatnonzero(~labels[v]), 10,
-                                                                                 replace=False))["p_value"])
     assert np.mean(np.array(seen) < 0.01) > 0.95
     assert kstest(unseen, "uniform").pvalue > 0.01 and np.mean(np.array(unseen) < 0.05) < 0.1
-    # The victim's own row is never read: flipping it leaves its p-value as it was.
+    # The victim's own row is never read: flipping it leaves its statistic and p-value as they were.
     flipped = labels.copy()
     flipped[0] = ~flipped[0]
     points = np.arange(10)
-    assert (dataset_p_value(queries, labels, 0, np.arange(1, 16), points)
-            == dataset_p_value(queries, flipped, 0, np.arange(1, 16), points))
+    stat, shadows = (held_out_scores(attack, queries, labels, 0, args) if attack
+                     else (confidence_statistic(queries), np.arange(1, 16)))
+    if attack:
+        np.testing.assert_array_equal(stat, held_out_scores(attack, queries, flipped, 0, args)[0])
+        # The attack that scores the victim and the null was trained on neither.
+        assert len(shadows) == 7 and np.isnan(np.delete(stat, [0, *shadows], 0)).all()
+    assert (dataset_p_value(stat, labels, 0, shadows, points) == dataset_p_value(stat, flipped, 0, shadows, points))
