@@ -30,6 +30,8 @@ from tmi_nlp.data.loading import DataError
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import run_all
 from tmi_nlp.stages.base import base_info, build_base
+from tmi_nlp.stages.dataset import dataset_power, dataset_test
+from tmi_nlp.store import RunDir
 
 
 def _rows(data: Any, text_column: str, label_column: str | None, field: str) -> list[dict]:
@@ -92,6 +94,22 @@ def base_encoder(recipe: Recipe | None = None, overrides: list[str] | None = Non
         recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
     folder = build_base(resolve(recipe))
     return {**base_info(folder), "folder": str(folder)}
+
+
+def dataset_inference(run_folder: str | Path, texts: list[str] | None = None,
+                      overrides: list[str] | None = None) -> dict:
+    """Was this set of texts in a victim's pretraining data? On a finished run folder.
+
+    With `texts` (challenge texts of the run): one p-value per victim (H0: it saw none of them). Without: the
+    test's power and level on the run's own victims, per set size (`attack.dataset_sizes`).
+    `overrides` set the test's fields (e.g. ["attack.dataset_statistic=confidence"]); the run's other fields
+    must stay as they were.
+    """
+    recipe = RunDir(run_folder).recipe()
+    if overrides:
+        recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
+    recipe = resolve(recipe)
+    return dataset_test(recipe, texts) if texts is not None else dataset_power(recipe)
 
 
 def run_experiment(pool: Any = None, downstream: Any = None, recipe: Recipe | None = None,

@@ -5,6 +5,8 @@
     tmi-nlp base RECIPE.yaml                                train (once) the public base encoder of base.corpus
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
     tmi-nlp attack RUN_FOLDER --victims OTHER_RUN           this run's models attack another run's
+    tmi-nlp dataset RUN_FOLDER [--texts FILE]               was this set of texts used? a p-value per victim
+                                                            (without --texts: the set test's power on the run)
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
                                                             (or RUN/victims/OTHER result folders)
     tmi-nlp push RUN_FOLDER REPO_ID | tmi-nlp pull REPO_ID DEST   share a zoo on the Hugging Face Hub
@@ -23,17 +25,18 @@ from tmi_nlp.atomic import DiskSpaceError, RunLocked, writer_lock
 from tmi_nlp.config import Recipe, RecipeError, apply_overrides, load_recipe, recipe_from_dict
 from tmi_nlp.data.loading import DataError
 from tmi_nlp.launch import LaunchError, run_launched, take_launch_context
-from tmi_nlp.report import summary_table
+from tmi_nlp.report import dataset_table, summary_table
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import attack, prepare, report, run_all, train
 from tmi_nlp.stages.base import base_info, build_base
 from tmi_nlp.stages.compare import compare
+from tmi_nlp.stages.dataset import dataset_power, dataset_test
 from tmi_nlp.stages.target import attack_target, load_target
 from tmi_nlp.stages.train import WorkerError
 from tmi_nlp.stages.victims import attack_victims
 from tmi_nlp.store import RunDir
 
-STAGES = ("base", "prepare", "pretrain", "finetune", "attack", "report", "run", "check")
+STAGES = ("base", "prepare", "pretrain", "finetune", "attack", "dataset", "report", "run", "check")
 
 
 def _recipe(args: argparse.Namespace) -> Recipe:
@@ -118,6 +121,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--name", default="target", help="results go to RUN/targets/NAME/")
             p.add_argument("--victims", help="attack this other run's models with this run's as shadows (separate "
                                              "roles; e.g. partial knowledge): results go to RUN/victims/<its name>/")
+        if stage == "dataset":
+            p.add_argument("--texts", help="file of candidate texts, one per line (challenge texts of the run): "
+                                           "test the set against every victim")
     comparison = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
     comparison.add_argument("runs", nargs="+", help="run folders")
     comparison.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
@@ -196,8 +202,25 @@ def _stage(args: argparse.Namespace, recipe: Recipe, start: float) -> None:
         print(summary_table(results))
     elif args.command == "attack":
         print(json.dumps(attack.attack(recipe), indent=2))
+    elif args.command == "dataset" and args.texts:
+        result = dataset_test(recipe, _lines(args.texts))
+        print(f"set of {result['texts']} texts, statistic {result['statistic']}; H0: the victim saw none of them")
+        for v in result["victims"]:
+            print(f"victim {v['victim']:>3}: p = {v['p_value']:.4f}   (it saw {v['members']} of them)")
+    elif args.command == "dataset":
+        print(dataset_table(dataset_power(recipe)))
     elif args.command == "report":
         _print_summary(recipe, report.report(recipe), time.perf_counter() - start)
+
+
+def _lines(path: str) -> list[str]:
+    try:
+        lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
+    except UnicodeDecodeError as err:
+        raise RecipeError(f"--texts {path!r}: not UTF-8 text; expected one text per line") from err
+    if not any(lines):
+        raise RecipeError(f"--texts {path!r}: no text; expected one text per line")
+    return [line for line in lines if line]
 
 
 if __name__ == "__main__":

@@ -316,6 +316,12 @@ class AttackArguments:
     shuffle_labels: bool = field(default=False, metadata={
         "help": "Control: shuffle the shadows' membership labels (AUC should be ~0.5)."})
     bootstrap: int = field(default=200, metadata={"help": "Bootstrap resamples for confidence intervals."})
+    dataset_statistic: str = field(default="shared_combined", metadata={
+        "help": "Dataset-level inference (was this set of texts used?): the per-text statistic the set test "
+                "sums, an attack on the queries or 'confidence' (docs/RESULTS.md)."})
+    dataset_sizes: list[int] = field(default_factory=lambda: [10, 50], metadata={
+        "help": "Set sizes at which the report measures the set test's power on the run's victims; [] skips it."})
+    dataset_sets: int = field(default=5, metadata={"help": "Sets per victim and size in that measurement."})
     backend: str = field(default="auto", metadata={
         "help": "What trains the MLP metaclassifiers: 'kernel' (the fused C kernel, built on first use with the "
                 "machine's C compiler), 'torch' (batched torch code, same algorithm, another dropout stream), "
@@ -334,6 +340,9 @@ class AttackArguments:
         require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
         require(self.bootstrap >= 0, s, "bootstrap", self.bootstrap, "an integer >= 0")
         require(self.backend in BACKENDS, s, "backend", self.backend, f"one of {list(BACKENDS)}")
+        require(all(isinstance(n, int) and n >= 2 for n in self.dataset_sizes), s, "dataset_sizes",
+                self.dataset_sizes, "a list of integers >= 2")
+        require(self.dataset_sets >= 1, s, "dataset_sets", self.dataset_sets, "an integer >= 1")
 
     @property
     def names(self) -> list[str]:

@@ -95,6 +95,19 @@ def summary_table(results: dict[str, dict], accuracy: dict | None = None, refere
     return text
 
 
+def dataset_table(record: dict) -> str:
+    """The set test's power and level (dataset/<statistic>.json) as a text table."""
+    lines = [f"set test on the run's victims, statistic {record['settings']['statistic']} "
+             f"({record['settings']['sets']} sets per victim and size)",
+             f"{'texts':>6} {'members p<0.01':>15} {'members p<0.05':>15} {'non-members p<0.05':>19} "
+             f"{'(KS p)':>7} {'control p<0.05':>15} {'(KS p)':>7}"]
+    for size, r in record["sizes"].items():
+        lines.append(f"{size:>6} {r['members_p_below_0.01']:>15.2f} {r['members_p_below_0.05']:>15.2f} "
+                     f"{r['non_members_p_below_0.05']:>19.2f} {r['non_members_ks_p']:>7.2f} "
+                     f"{r['control_p_below_0.05']:>15.2f} {r['control_ks_p']:>7.2f}")
+    return "\n".join(lines)
+
+
 def _bootstrap_unit(results: dict[str, dict]) -> str:
     """What the intervals resampled: whole challenge points (runs of this version) or single records (older)."""
     units = {m.get("bootstrap_unit", "records") for m in results.values() if "auc_ci95" in m}
@@ -133,10 +146,29 @@ def _other_zoos_html(other_zoos: dict[str, tuple[dict[str, dict], dict]]) -> str
     return "".join(parts)
 
 
+def _dataset_html(record: dict | None) -> str:
+    if not record or not record["sizes"]:
+        return ""
+    rows = "".join(f"<tr><td>{size}</td><td>{r['members_p_below_0.01']:.2f}</td><td>{r['members_p_below_0.05']:.2f}"
+                   f"</td><td>{r['non_members_p_below_0.05']:.2f} ({r['non_members_ks_p']:.2f})</td>"
+                   f"<td>{r['control_p_below_0.05']:.2f} ({r['control_ks_p']:.2f})</td></tr>"
+                   for size, r in record["sizes"].items())
+    return (f"<h2>Was this set of texts used? (dataset-level inference)</h2><p>For each victim, sets of its member "
+            f"texts and of its non-member texts are tested (H0: the victim saw none of them) on the per-text "
+            f"statistic <code>{html.escape(record['settings']['statistic'])}</code>, against a null built from "
+            f"other models only; {record['settings']['sets']} sets per victim and size. A calibrated test rejects "
+            f"about 5% of non-member sets at p &lt; 0.05, and as many when membership is shuffled (the control); "
+            f"KS p: the uniformity of those p-values. <code>tmi-nlp dataset RUN --texts FILE</code> tests your "
+            f"own set.</p><table><tr><th>texts per set</th><th>member sets p &lt; 0.01</th><th>member sets "
+            f"p &lt; 0.05</th><th>non-member sets p &lt; 0.05 (KS p)</th><th>control p &lt; 0.05 (KS p)</th></tr>"
+            f"{rows}</table>")
+
+
 def report_html(title: str, facts: dict[str, str], results: dict[str, dict],
                 curves: dict[str, tuple[np.ndarray, np.ndarray]], accuracies: list[float],
                 epsilons: list[float] | None, recipe_yaml: str,
-                other_zoos: dict[str, tuple[dict[str, dict], dict]] | None = None) -> str:
+                other_zoos: dict[str, tuple[dict[str, dict], dict]] | None = None,
+                dataset: dict | None = None) -> str:
     """The whole report as one HTML string, every plot embedded.
 
     `other_zoos`: label -> (results, curves) of `tmi-nlp attack --victims` against other runs.
@@ -155,6 +187,7 @@ pooled; intervals are 95% bootstrap intervals {html.escape(_bootstrap_unit(resul
 <h2>ROC (log-log)</h2>{_img(roc_figure(curves, title, styles), "ROC curves of every attack")}
 <h2>Scores of members (IN) and non-members (OUT)</h2>{_img(histogram_figure(curves), "score histograms")}
 <h2>Victims</h2>{_img(accuracy_figure(accuracies, epsilons), "victims' downstream accuracy")}
+{_dataset_html(dataset)}
 {_other_zoos_html(other_zoos or {})}
 <details><summary>Recipe (as run)</summary><pre>{html.escape(recipe_yaml)}</pre></details>
 </body></html>

@@ -35,7 +35,9 @@ from tmi_nlp.store import RunDir
 EXECUTION_FIELDS = {("run", "workers"), ("run", "pretrained_from"), ("run", "name"),
                     ("run", "output_dir"),
                     # Which attacks run: each writes its own attacks/<name>/, so more can be added later.
-                    ("attack", "metaclassifiers"), ("attack", "baselines")}
+                    ("attack", "metaclassifiers"), ("attack", "baselines"),
+                    # The set test's record names its settings and is redone when they change.
+                    ("attack", "dataset_statistic"), ("attack", "dataset_sizes"), ("attack", "dataset_sets")}
 # The data fields the plan depends on.
 POOL_FIELDS = ("pool", "pool_text_column", "pool_split", "challenge", "challenge_text_column", "known_pool_of",
                "known_fraction", "pool_size", "pool_chunk_words")

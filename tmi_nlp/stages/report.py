@@ -14,6 +14,7 @@ from tmi_nlp.attacks import FAMILIES
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.report import FAMILY_STYLES, roc_plot, write_report
 from tmi_nlp.stages.attack import attack
+from tmi_nlp.stages.dataset import dataset_power
 from tmi_nlp.stages.prepare import open_run
 from tmi_nlp.store import RunDir
 
@@ -52,6 +53,8 @@ def report(recipe: Recipe) -> dict:
     if epsilons:
         summary["epsilon"] = _spread(epsilons)
         summary["delta"] = recipe.finetune.options["dp"]["delta"]
+    if recipe.attack.dataset_sizes:
+        summary["dataset"] = dataset_power(recipe)
     atomic_write_json(run.report / "metrics.json", summary)
     curves = {name: (np.load(run.attack(name) / "labels.npy"), np.load(run.attack(name) / "scores.npy"))
               for name in results}
@@ -65,7 +68,7 @@ def report(recipe: Recipe) -> dict:
                                                 for name, out in outs.items()})
     write_report(run.report / "report.html", title=title, facts=_facts(recipe, run, summary), results=results,
                  curves=curves, accuracies=[m["eval_accuracy"] for m in victims], epsilons=epsilons,
-                 recipe_yaml=recipe.to_yaml(), other_zoos=other_zoos)
+                 recipe_yaml=recipe.to_yaml(), other_zoos=other_zoos, dataset=summary.get("dataset"))
     return summary
 
 

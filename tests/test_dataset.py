@@ -1,0 +1,45 @@
+"""Dataset-level inference on a run: the report's power record, and a user's set of texts through the CLI."""
+
+import json
+
+import numpy as np
+
+from tmi_nlp.cli import main
+from tmi_nlp.data.plan import Plan
+from tmi_nlp.stages import run_all
+from tmi_nlp.stages.dataset import dataset_power
+
+
+def test_set_test_on_a_run_and_on_given_texts(tiny, tmp_path, capsys):
+    recipe = tiny(run={"name": "zoo", "num_models": 10},
+                  attack={"metaclassifiers": ["shared_centred"], "baselines": [], "dataset_statistic": "confidence",
+                          "dataset_sizes": [4], "dataset_sets": 2})
+    run_all(recipe, progress=False)
+    record = json.loads((recipe.run_dir / "report" / "metrics.json").read_text())["dataset"]
+    row = record["sizes"]["4"]
+    assert record["settings"]["statistic"] == "confidence"
+    assert row["sets"] + record["untested_sets"].get("4", 0) == 10 * 2
+    assert all(0 <= row[k] <= 1 for k in row if k != "sets")
+    assert "Was this set of texts used?" in (recipe.run_dir / "report" / "report.html").read_text()
+    path = recipe.run_dir / "dataset" / "confidence.json"
+    before = path.stat().st_mtime_ns
+    assert dataset_power(recipe) == record and path.stat().st_mtime_ns == before  # read back, not recomputed
+
+    plan = Plan.load(recipe.run_dir / "plan")
+    chosen = [plan.pool[j] for j in plan.challenge[:6]]
+    texts = tmp_path / "texts.txt"
+    texts.write_text("\n".join(t.upper() for t in chosen) + "\n")  # matched as the model sees them (uncased)
+    capsys.readouterr()
+    assert main(["dataset", str(recipe.run_dir), "--texts", str(texts)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("victim")]
+    assert "set of 6 texts" in out and len(lines) == 10
+    saw = [int(line.split("it saw ")[1].split()[0]) for line in lines]
+    assert saw == plan.labels()[:, :6].sum(1).tolist()
+    assert all(0 < float(line.split("p = ")[1].split()[0]) <= 1 for line in lines)
+
+    texts.write_text("a text the run never queried\n")
+    assert main(["dataset", str(recipe.run_dir), "--texts", str(texts)]) == 2
+    err = capsys.readouterr().err
+    assert "texts: 1 of 1 are not challenge texts" in err and "Traceback" not in err
+    assert np.isfinite(row["non_members_p_below_0.05"])
