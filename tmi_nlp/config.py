@@ -288,7 +288,7 @@ class QueryArguments:
         require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
 
 
-DEFAULT_METACLASSIFIERS = ("mlp", "shared_centred")
+DEFAULT_METACLASSIFIERS = ("mlp", "shared_centred", "shared_combined")  # by measurement: docs/experiments.md
 DEFAULT_BASELINES = ("lira_online", "lira_online_global_var", "lira_offline", "lira_offline_global_var", "rmia",
                      "rmia_offline", "label_only", "calibrated_confidence", "confidence", "entropy", "stability",
                      "mlm_loss_lira")
