@@ -5,6 +5,7 @@ uploads) and snapshot_download, against tests/hub_server.py. Not covered: LFS an
 of large files, authentication failures and rate limits of the real Hub.
 """
 
+import hashlib
 import json
 import logging
 import shutil
@@ -71,14 +72,52 @@ def test_push_pull_roundtrip_and_the_token_never_leaks(tiny, tmp_path, hub, caps
     assert np.array_equal(np.load(dest / "attacks" / "mlp" / "scores.npy"), np.load(run.attack("mlp") / "scores.npy"))
 
 
-def test_a_pulled_plan_that_does_not_match_the_card_is_refused(tiny, tmp_path, hub):
+def test_a_pulled_zoo_is_checked_file_by_file_and_a_bad_one_leaves_nothing(tiny, tmp_path, hub, capsys):
     recipe = tiny()
     prepare(recipe)
-    assert main(["push", str(recipe.run_dir), "alice/tampered"]) == 0
-    keep = hub.state.repos["alice/tampered"]["plan/keep.npy"]
-    hub.state.repos["alice/tampered"]["plan/keep.npy"] = keep[:-1] + bytes([keep[-1] ^ 1])
-    with pytest.raises(ValueError, match="does not match the model card"):
-        main(["pull", "alice/tampered", str(tmp_path / "bad")])
+    assert main(["push", str(recipe.run_dir), "alice/zoo"]) == 0
+    clean = dict(hub.state.repos["alice/zoo"])
+    assert json.loads(clean["manifest.json"])["plan/keep.npy"]["size"] == len(clean["plan/keep.npy"])
+
+    def pull_fails(change, match: str) -> None:
+        hub.state.repos["alice/zoo"] = dict(clean)
+        change(hub.state.repos["alice/zoo"])
+        repo = hub.state.repos["alice/zoo"]  # a new commit: its id from its content
+        content = b"".join(name.encode() + data for name, data in sorted(repo.items()))
+        hub.state.commits["alice/zoo"] = hashlib.sha1(content).hexdigest()
+        capsys.readouterr()
+        assert main(["pull", "alice/zoo", str(tmp_path / "bad")]) == 2
+        err = capsys.readouterr().err
+        assert match in err and "Traceback" not in err, err
+        assert not (tmp_path / "bad").exists() and not list(tmp_path.glob(".bad*"))  # nothing left behind
+
+    def flip(repo: dict) -> None:
+        keep = repo["plan/keep.npy"]
+        repo["plan/keep.npy"] = keep[:-1] + bytes([keep[-1] ^ 1])
+
+    pull_fails(flip, "plan/keep.npy does not match the manifest")
+    pull_fails(lambda repo: repo.update({"plan/extra.npy": b"x"}), "plan/extra.npy (and 0 more) are not in")
+    pull_fails(lambda repo: repo.pop("manifest.json"), "no manifest.json")
+    pull_fails(lambda repo: repo.update({"README.md": b"# a zoo"}), "states no membership plan sha256")
+    hub.state.repos["alice/zoo"] = clean
+    assert main(["pull", "alice/zoo", str(tmp_path / "good")]) == 0 and (tmp_path / "good" / "plan").is_dir()
+
+
+def test_links_out_of_the_run_are_refused_before_any_upload_or_write(tiny, tmp_path, hub, capsys):
+    recipe = tiny(attack={"baselines": ["lira_online"]})
+    run_all(recipe, progress=False)
+    secret = tmp_path / "secret.txt"
+    secret.write_text("not part of the zoo")
+    (recipe.run_dir / "data" / "notes.txt").symlink_to(secret)
+    assert main(["push", str(recipe.run_dir), "alice/linked"]) == 2
+    assert "alice/linked" not in hub.state.repos and "symbolic link" in capsys.readouterr().err
+    (recipe.run_dir / "data" / "notes.txt").unlink()
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    shutil.rmtree(recipe.run_dir / "report")
+    (recipe.run_dir / "report").symlink_to(elsewhere, target_is_directory=True)
+    assert main(["report", str(recipe.run_dir)]) == 2
+    assert "report: a symbolic link" in capsys.readouterr().err and not list(elsewhere.iterdir())
 
 
 def test_a_zoo_made_through_the_api_is_reported_after_a_pull_without_its_inputs(tmp_path, hub):

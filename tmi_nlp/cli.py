@@ -66,6 +66,8 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
               f"setting: base.corpus, as in recipes/real/continued-*.yaml)")
     print(summary_table(summary["attacks"], summary["victim_accuracy"], summary.get("reference_accuracy"),
                         summary.get("warnings")))
+    if summary.get("dataset", {}).get("sizes"):
+        print(dataset_table(summary["dataset"]))
     if "epsilon" in summary:
         print(f"DP-SGD: epsilon spent {summary['epsilon']['max']:.2f} at delta {summary['delta']:g} "
               f"(target {recipe.finetune.options['dp']['epsilon']:g})")
@@ -171,7 +173,7 @@ def main(argv: list[str] | None = None) -> int:
         with writer_lock(recipe.run_dir):
             _stage(args, recipe, start)
         return 0
-    except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError, RunLocked) as err:
+    except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError, RunLocked, hub.ZooError) as err:
         print(f"tmi-nlp: error: {err}", file=sys.stderr)
         return 2
     except OSError as err:  # a folder that cannot be written (output_dir: /proc), a full disk, a lost network

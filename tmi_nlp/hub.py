@@ -3,7 +3,8 @@
 A zoo is the run folder itself: config.yaml, plan/, tokenizer/, models/<i>/{pretrained,finetuned,
 queries.npy,signals}, attacks/ and report/, plus a model card (README.md) with the recipe, the
 attack table and the sha256 of the membership plan, so that anyone who pulls it can check that
-the plan they attack with is the one the zoo was trained on. Pulled, it is a run folder again:
+the plan they attack with is the one the zoo was trained on, and a manifest of every file's size and
+sha256, checked file by file before a pulled zoo becomes a run folder. Pulled, it is a run folder again:
 `tmi-nlp report DEST`, or new attacks, work on it with no training and without the raw data
 (the raw in-memory inputs of the Python API are not shipped: nothing after prepare reads them).
 
@@ -14,6 +15,7 @@ The token comes from `token=`, the `HF_TOKEN` environment variable or `huggingfa
 
 import hashlib
 import json
+import shutil
 from pathlib import Path
 
 import yaml
@@ -23,6 +25,7 @@ from tmi_nlp.tables import attack_table
 
 # Not part of a zoo: in-flight temporaries, launch coordination, the writer lock, the user's raw in-memory inputs.
 EXCLUDED = (".*.tmp-*", "**/.*.tmp-*", "launch/*", ".writer.lock", "inputs/*")
+MANIFEST = "manifest.json"  # in the repository: every uploaded file's size and sha256
 
 
 def plan_sha256(run: RunDir) -> str:
@@ -52,35 +55,89 @@ def model_card(run: RunDir) -> str:
     return "\n".join(lines)
 
 
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def push_zoo(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool = True,
              revision: str | None = None) -> str:
-    """Upload the run folder and its model card to a model repository; returns the commit URL."""
+    """Upload the run folder, its manifest (every file's size and sha256) and its model card to a model
+    repository; returns the commit URL."""
     from huggingface_hub import CommitOperationAdd, HfApi
 
     run = RunDir(run_dir)
     if not run.prepared:
         raise FileNotFoundError(f"{run.root}: expected a prepared run folder (with {run.fingerprint.name})")
+    run.refuse_outside_links()  # before anything leaves the machine
+    files = [path for path in sorted(run.root.rglob("*")) if path.is_file()
+             and not any(path.relative_to(run.root).match(pattern) for pattern in EXCLUDED)]
+    manifest = {path.relative_to(run.root).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+                for path in files}
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
-    operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(run).encode())]
-    for path in sorted(run.root.rglob("*")):
-        relative = path.relative_to(run.root)
-        if path.is_file() and not any(relative.match(pattern) for pattern in EXCLUDED):
-            operations.append(CommitOperationAdd(path_in_repo=relative.as_posix(), path_or_fileobj=str(path)))
+    operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(run).encode()),
+                  CommitOperationAdd(path_in_repo=MANIFEST, path_or_fileobj=json.dumps(manifest, indent=1).encode())]
+    operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(run.root / name)) for name in manifest]
     info = api.create_commit(repo_id, operations=operations, commit_message=f"tmi-nlp zoo {run.root.name}",
                              revision=revision)
     return info.commit_url
 
 
+class ZooError(ValueError):
+    """A pulled zoo does not match its manifest or model card; nothing was kept."""
+
+
+def verify_zoo(folder: Path, repo_id: str) -> None:
+    """Every file of the manifest present with its size and sha256, no file outside it (the card, the manifest
+    and huggingface_hub's .cache aside), no link out of the folder, and the plan's hash as the card states."""
+    if not (folder / MANIFEST).exists():
+        raise ZooError(f"{repo_id}: no {MANIFEST}; expected a zoo pushed by tmi-nlp >= 0.6 (every file's size "
+                       f"and sha256), so that what is pulled can be checked")
+    manifest = json.loads((folder / MANIFEST).read_text())
+    RunDir(folder).refuse_outside_links()
+    for name, entry in manifest.items():
+        path = folder / name
+        if not path.is_file():
+            raise ZooError(f"{repo_id}: {name} is missing; the manifest lists it")
+        if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+            raise ZooError(f"{repo_id}: {name} does not match the manifest (size {path.stat().st_size}, expected "
+                           f"{entry['size']}; or another sha256)")
+    extra = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
+             and p.relative_to(folder).parts[0] not in ("README.md", MANIFEST, ".cache")
+             and p.relative_to(folder).as_posix() not in manifest]
+    if extra:
+        raise ZooError(f"{repo_id}: {extra[0]} (and {len(extra) - 1} more) are not in the manifest")
+    card = (folder / "README.md").read_text() if (folder / "README.md").exists() else ""
+    if "Membership plan sha256: `" not in card:
+        raise ZooError(f"{repo_id}: the model card states no membership plan sha256")
+    expected = card.split("Membership plan sha256: `", 1)[1].split("`", 1)[0]
+    if expected != plan_sha256(RunDir(folder)):
+        raise ZooError(f"{repo_id}: plan/ does not match the model card's membership plan sha256 {expected}")
+
+
 def pull_zoo(repo_id: str, destination: str | Path, token: str | None = None, revision: str | None = None) -> Path:
-    """Download a zoo into `destination` (a run folder) and check its plan against the model card's hash."""
+    """Download a zoo into a new run folder `destination`, checked file by file before it appears there.
+
+    The download goes to a temporary sibling folder, is verified against the zoo's manifest and model card
+    (`verify_zoo`), and only then renamed to `destination`; a zoo that fails leaves nothing behind.
+    """
     from huggingface_hub import snapshot_download
 
     destination = Path(destination)
-    snapshot_download(repo_id, local_dir=destination, token=token, revision=revision)
-    card = (destination / "README.md").read_text() if (destination / "README.md").exists() else ""
-    run = RunDir(destination)
-    expected = card.split("Membership plan sha256: `", 1)[1].split("`", 1)[0] if "plan sha256" in card else None
-    if expected and expected != plan_sha256(run):
-        raise ValueError(f"{repo_id}: plan/ does not match the model card's membership plan sha256 {expected}")
+    if destination.exists() and any(destination.iterdir()):
+        raise ZooError(f"{destination}: exists and is not empty; expected a new folder to pull into")
+    tmp = destination.parent / f".{destination.name}.pulling"
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        snapshot_download(repo_id, local_dir=tmp, token=token, revision=revision)
+        verify_zoo(tmp, repo_id)
+        if destination.exists():
+            destination.rmdir()
+        tmp.rename(destination)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     return destination

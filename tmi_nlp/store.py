@@ -21,6 +21,7 @@ elsewhere or pulled from the Hub is attacked and reported without the raw data f
 """
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -106,6 +107,18 @@ class RunDir:
     def prepared(self) -> bool:
         """prepare finished: config, plan, tokenizer and tokens are there (the fingerprint is written last)."""
         return self.fingerprint.exists()
+
+    def refuse_outside_links(self) -> None:
+        """A symbolic link inside the run folder that leads out of it would make tmi-nlp read, write or upload
+        outside the run (`report/` linked to another folder, a model file linked to a private one): refused.
+        (The run folder itself may be a link; links within the folder are harmless.)"""
+        root = self.root.resolve()
+        for folder, dirs, files in os.walk(self.root):
+            for name in dirs + files:
+                path = Path(folder) / name
+                if path.is_symlink() and not path.resolve().is_relative_to(root):
+                    raise RecipeError(f"{path}: a symbolic link to {path.resolve()}, outside the run folder {root}; "
+                                      f"expected the run's own files (replace the link by what it points to)")
 
     def recipe(self) -> Recipe:
         """The recipe this folder was made with, pointed at where the folder is now (it may have moved)."""

@@ -83,7 +83,8 @@ def _refuse_other_recipe(recipe: Recipe, run: RunDir) -> None:
 def open_run(recipe: Recipe) -> tuple[RunDir, Recipe]:
     """The prepared run folder of `recipe`, and the recipe resolved; reads only the run folder.
 
-    Refuses a folder made by another recipe (execution fields aside) or not prepared yet.
+    Refuses a folder made by another recipe (execution fields aside), not prepared yet, or holding a link
+    that leads out of it.
     """
     recipe = resolve(recipe)
     run = RunDir(recipe.run_dir)
@@ -91,6 +92,7 @@ def open_run(recipe: Recipe) -> tuple[RunDir, Recipe]:
         raise RecipeError(f"run folder {run.root}: not prepared (no {run.fingerprint.relative_to(run.root)}); "
                           f"run `tmi-nlp prepare` or `tmi-nlp run` on its recipe first")
     _refuse_other_recipe(recipe, run)
+    run.refuse_outside_links()
     return run, recipe
 
 
