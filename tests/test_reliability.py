@@ -305,20 +305,52 @@ def test_the_mlp_backend_is_recorded_with_each_attack_and_never_mixed_in_a_run(t
     (["check", "{demo}", "--set", "run.name=a\x00b"], "run.name=a\\x00b': value is not valid YAML"),
     (["run", "{demo}", "--set", "run.output_dir=/proc"], "/proc"),
     (["attack", "{demo}", "--target", "./no/such/model"], "--target = './no/such/model': no such folder"),
+    (["check", "{demo}", "--set", "data.pool={empty}"], "data.pool: '{empty}' is empty; expected texts"),
+    (["check", "{demo}", "--set", "data.pool={latin1}"], "is not UTF-8 text (byte 3"),
+    (["check", "{demo}", "--set", "data.downstream={latin1_csv}"], "data.downstream: '{latin1_csv}' is not UTF-8"),
+    (["check", "{demo}", "--set", "data.downstream={broken_csv}"], "could not be read as .csv (ParserError"),
+    (["check", "{demo}", "--set", "data.downstream={same_csv}"], "and eval texts that are training texts too, "),
 ])
 def test_bad_input_ends_in_one_clean_line(argv, fragment, tmp_path, capsys):
     from tmi_nlp.cli import main
 
     bad = tmp_path / "bad.yaml"
     bad.write_bytes(b'run: {name: "caf\xe9"}\n')
+    files = {"empty": tmp_path / "empty.txt", "latin1": tmp_path / "latin1.txt", "latin1_csv": tmp_path / "l.csv",
+             "broken_csv": tmp_path / "broken.csv", "same_csv": tmp_path / "same.csv"}
+    files["empty"].write_bytes(b"")
+    files["latin1"].write_bytes(b"abc\xff\xfe def\n")
+    files["latin1_csv"].write_bytes(b"text,label\nabc\xff,1\n")
+    files["broken_csv"].write_text('text,label\n"unclosed,1\n')
+    files["same_csv"].write_text("text,label\n" + "".join(f"one text for all,{i % 2}\n" for i in range(400)))
+    fragment = fragment.format(**files)
     demo = str(Path(__file__).resolve().parents[1] / "recipes" / "demo.yaml")
-    argv = [a.format(bad=bad, demo=demo) for a in argv]
+    argv = [a.format(bad=bad, demo=demo, **files) for a in argv]
     if argv[0] == "attack":  # a prepared run folder to aim from, without training anything
         argv += ["--set", f"run.output_dir={tmp_path}", "--set", "run.num_points=4", "--set", "data.pool_size=8",
                  "--set", "data.num_train=20", "--set", "data.num_eval=5", "--set", "tokenizer.vocab_size=200"]
     assert main(argv) == 2
     err = capsys.readouterr().err
-    assert fragment in err and "Traceback" not in err and err.startswith("tmi-nlp: error:")
+    # (datasets' progress bars may come first)
+    assert fragment in err and "Traceback" not in err and ("\n" + err).count("\ntmi-nlp: error:") == 1
+
+
+def test_a_broken_run_folder_is_named_in_one_clean_line(tiny, capsys):
+    from tmi_nlp.cli import main
+
+    recipe = tiny()
+    prepare(recipe)
+    run = recipe.run_dir
+    assert main(["finetune", str(run)]) == 2  # before pretrain
+    assert "models [0, 1, 2, 3] are not pretrained" in capsys.readouterr().err
+    challenge = np.load(run / "plan" / "challenge.npy")
+    np.save(run / "plan" / "challenge.npy", np.concatenate([challenge[:-1], [10**6]]))
+    assert main(["pretrain", str(run)]) == 2
+    assert "plan/challenge.npy: expected distinct integer indices into the pool's 48 texts" in capsys.readouterr().err
+    (run / "config.yaml").write_text("run: {name: [unclosed\n")
+    assert main(["report", str(run)]) == 2
+    err = capsys.readouterr().err
+    assert "config.yaml: not the YAML tmi-nlp wrote" in err and "Traceback" not in err
 
 
 def test_a_false_positive_rate_outside_0_1_is_refused_by_the_parser(capsys):

@@ -18,8 +18,6 @@ import json
 import shutil
 from pathlib import Path
 
-import yaml
-
 from tmi_nlp.store import RunDir
 from tmi_nlp.tables import attack_table
 
@@ -37,7 +35,7 @@ def plan_sha256(run: RunDir) -> str:
 
 
 def model_card(run: RunDir) -> str:
-    recipe = yaml.safe_load(run.config.read_text())
+    recipe = run.stored_config()
     lines = ["---", "library_name: tmi-nlp", "tags: [membership-inference, privacy, tmi, shadow-models]", "---", "",
              f"# tmi-nlp zoo: {run.root.name}", "",
              f"{recipe['run']['num_models']} BERT masked LMs pretrained on random halves of a pool of "

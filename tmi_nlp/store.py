@@ -120,11 +120,22 @@ class RunDir:
                     raise RecipeError(f"{path}: a symbolic link to {path.resolve()}, outside the run folder {root}; "
                                       f"expected the run's own files (replace the link by what it points to)")
 
-    def recipe(self) -> Recipe:
-        """The recipe this folder was made with, pointed at where the folder is now (it may have moved)."""
+    def stored_config(self) -> dict:
+        """config.yaml as written by prepare, moved to this version's keys."""
         if not self.config.exists():
             raise RecipeError(f"{self.root}: expected a run folder with config.yaml")
-        raw = migrate(yaml.safe_load(self.config.read_text()))
+        try:
+            raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+        except (yaml.YAMLError, UnicodeDecodeError) as err:
+            raise RecipeError(f"{self.config}: not the YAML tmi-nlp wrote ({str(err).splitlines()[0]}); restore it "
+                              f"(it records how the run's models were made) or start a new run") from err
+        if not isinstance(raw, dict) or not isinstance(raw.get("run"), dict):
+            raise RecipeError(f"{self.config}: no run section; expected the config.yaml tmi-nlp wrote")
+        return migrate(raw)
+
+    def recipe(self) -> Recipe:
+        """The recipe this folder was made with, pointed at where the folder is now (it may have moved)."""
+        raw = self.stored_config()
         raw["run"].update(output_dir=str(self.root.parent), name=self.root.name)
         return recipe_from_dict(raw)
 

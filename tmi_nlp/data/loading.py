@@ -40,6 +40,24 @@ def _file_type(path: str) -> str:
     return suffixes[-1] if suffixes else ""
 
 
+def _load_file(load_dataset, path: str, split: str, field_name: str):
+    """One local file through `datasets`, its failures (empty, not UTF-8, malformed) as one DataError naming it."""
+    if Path(path).stat().st_size == 0:
+        raise DataError(f"{field_name}: {path!r} is empty; expected texts")
+    try:
+        return load_dataset(_BUILDERS[_file_type(path)], data_files={split: [path]}, split=split,
+                            **({"delimiter": "\t"} if _file_type(path) == ".tsv" else {}))
+    except Exception as err:  # datasets wraps the reader's error (DatasetGenerationError): name its cause
+        cause = err
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        if isinstance(cause, UnicodeDecodeError):
+            raise DataError(f"{field_name}: {path!r} is not UTF-8 text (byte {cause.start}: {cause.reason}); "
+                            f"expected UTF-8") from err
+        raise DataError(f"{field_name}: {path!r} could not be read as {_file_type(path)} "
+                        f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") from err
+
+
 def load_text_dataset(spec: str, split: str, field_name: str):
     """`datasets.load_dataset` on a Hub id or on local file(s) named by extension (comma-separated).
 
@@ -55,9 +73,7 @@ def load_text_dataset(spec: str, split: str, field_name: str):
         if unknown:
             raise DataError(f"{field_name} = {spec!r}: file type(s) {unknown}; expected types among "
                             f"{sorted(_BUILDERS)}")
-        parts = [load_dataset(_BUILDERS[_file_type(f)], data_files={split: [f]}, split=split,
-                              **({"delimiter": "\t"} if _file_type(f) == ".tsv" else {}))
-                 for f in files]
+        parts = [_load_file(load_dataset, f, split, field_name) for f in files]
         if len(parts) == 1:
             return parts[0]
         common = [c for c in parts[0].column_names if all(c in p.column_names for p in parts)]
@@ -223,7 +239,8 @@ def check_disjoint(pool: list[str], corpus: list[str]) -> None:
 
 
 def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstream:
-    """Downstream train/eval texts and integer labels, with every pool text removed.
+    """Downstream train/eval texts and integer labels, with every pool text removed, and every eval text that is a
+    training text too (compared as the model sees them).
 
     Pool texts are removed before the evaluation examples are held out, so that removal does not
     shrink the training set.
@@ -251,10 +268,13 @@ def load_downstream(args: DataArguments, seed: int, pool: list[str]) -> Downstre
     if eval_texts is None:
         eval_texts, eval_labels = texts[args.num_train:], labels[args.num_train:]
     texts, labels = texts[: args.num_train], labels[: args.num_train]
+    # An eval text that is also a training text (as the model sees it) would grade the model on what it trained on.
+    eval_texts, eval_labels = _without((eval_texts, eval_labels), {normalise(t) for t in texts})
     eval_texts, eval_labels = eval_texts[: args.num_eval], eval_labels[: args.num_eval]
     if len(texts) < 2 or not eval_texts:
-        raise DataError(f"data.downstream = {args.downstream!r}: after removing pool texts, {len(texts)} "
-                        f"train and {len(eval_texts)} eval examples remain; expected >= 2 and >= 1")
+        raise DataError(f"data.downstream = {args.downstream!r}: after removing pool texts, and eval texts that are "
+                        f"training texts too, {len(texts)} train and {len(eval_texts)} eval examples remain; expected "
+                        f">= 2 and >= 1")
     return Downstream(texts, labels, eval_texts, eval_labels, num_labels, class_names)
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from tmi_nlp.atomic import atomic_save_npy, atomic_write_json
+from tmi_nlp.config import RecipeError
 
 
 def text_hash(texts: list[str]) -> str:
@@ -52,9 +53,17 @@ class Plan:
         meta = json.loads((path / "plan.json").read_text())
         pool = json.loads((path / "pool.json").read_text())
         if text_hash(pool) != meta["pool_sha256"]:
-            raise ValueError(f"{path}/pool.json does not match the hash in plan.json")
-        return cls(pool=pool, challenge=np.load(path / "challenge.npy"), keep=np.load(path / "keep.npy"),
-                   seed=meta["seed"])
+            raise RecipeError(f"{path}/pool.json does not match the hash in plan.json")
+        challenge, keep = np.load(path / "challenge.npy"), np.load(path / "keep.npy")
+        if challenge.ndim != 1 or challenge.dtype.kind not in "iu" or len(np.unique(challenge)) != len(challenge) \
+                or (len(challenge) and (challenge.min() < 0 or challenge.max() >= len(pool))):
+            span = f"[{challenge.min()}, {challenge.max()}]" if len(challenge) else "[]"
+            raise RecipeError(f"{path}/challenge.npy: expected distinct integer indices into the pool's "
+                              f"{len(pool)} texts; it holds {len(challenge)} {challenge.dtype} values in {span}")
+        if keep.dtype != bool or keep.ndim != 2 or keep.shape[1] != len(pool):
+            raise RecipeError(f"{path}/keep.npy: expected a boolean [models, {len(pool)}] membership matrix; it is "
+                              f"{keep.dtype} of shape {keep.shape}")
+        return cls(pool=pool, challenge=challenge, keep=keep, seed=meta["seed"])
 
     @staticmethod
     def exists(path: Path) -> bool:

@@ -16,10 +16,9 @@ from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
-import yaml
 
 from tmi_nlp.atomic import atomic_dir, atomic_write_json, atomic_write_text, clean_temporaries, link_or_copy
-from tmi_nlp.config import Recipe, RecipeError, migrate
+from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data import loading
 from tmi_nlp.data.loading import DataError, DataNotFound, Downstream
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
@@ -58,7 +57,7 @@ PACKAGES = ("tmi-nlp", "torch", "transformers", "tokenizers", "datasets", "peft"
 
 def stored_config(run: RunDir) -> dict:
     """config.yaml as a mapping, moved to this version's keys and with the fields it lacks set to their defaults."""
-    stored = migrate(yaml.safe_load(run.config.read_text()))
+    stored = run.stored_config()
     return {section: {**values, **stored.get(section, {})} for section, values in Recipe().to_dict().items()}
 
 

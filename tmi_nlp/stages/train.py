@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 from transformers import BertForMaskedLM
 
 from tmi_nlp.atomic import atomic_link, atomic_save_npy, atomic_write_json, require_free_space
-from tmi_nlp.config import Recipe
+from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.models.finetune import QUERIES, finetune_model
 from tmi_nlp.models.pretrain import MASKS, masked_lm_losses, pretrain_model
 from tmi_nlp.models.tokenizer import load_tokenizer
@@ -124,6 +124,10 @@ def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
     todo = [i for i in indices if not all(run.model_done(i, s) for s in stages)]
     if not todo:
         return []
+    missing = [i for i in todo if "pretrain" not in stages and not run.model_done(i, "pretrain")]
+    if missing:
+        raise RecipeError(f"{run.root}: models {missing[:8]}{' ...' if len(missing) > 8 else ''} are not pretrained; "
+                          f"the {'+'.join(stages)} stage needs models/<i>/pretrained: run `tmi-nlp pretrain` first")
     require_free_space(run.root, len(todo) * _bytes_per_model(recipe, stages),
                        f"{len(todo)} models' {'+'.join(stages)}")
     default, threads = default_workers(recipe)
