@@ -376,3 +376,23 @@ def test_scores_do_not_depend_on_how_many_workers_ran_the_models(tiny):
     one.run.threads_per_model = 2
     with pytest.raises(RecipeError, match=r"run.threads_per_model: 1 -> 2"):
         run_all(one, progress=False)
+
+
+def test_an_unsafe_init_from_is_refused_before_the_run_folder_is_written(tiny, tmp_path, capsys):
+    import torch
+    from transformers import BertConfig, BertForMaskedLM
+
+    model = BertForMaskedLM(BertConfig(vocab_size=400, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                                       intermediate_size=64, max_position_embeddings=64))
+    pickled, remote = tmp_path / "pickled", tmp_path / "remote"
+    model.save_pretrained(pickled)
+    model.save_pretrained(remote)
+    torch.save(model.state_dict(), pickled / "pytorch_model.bin")  # what older checkpoints ship
+    (pickled / "model.safetensors").unlink()
+    config = json.loads((remote / "config.json").read_text())
+    (remote / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil.Model"}}))
+    for folder, fragment in [(pickled, "no .safetensors weights"), (remote, r"maps to remote code \(auto_map\)")]:
+        recipe = tiny(run={"name": folder.name}, model={"init_from": str(folder)})
+        with pytest.raises(RecipeError, match=fragment):
+            prepare(recipe)
+        assert not recipe.run_dir.exists()  # nothing written: the corrected recipe starts clean

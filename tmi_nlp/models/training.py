@@ -5,6 +5,7 @@ other `TrainingArguments` field is reachable through their `trainer` mapping and
 `HfArgumentParser`, as transformers' example scripts do, so no Trainer knob needs a code change.
 """
 
+import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any
 
 import torch
 import transformers
-from transformers import HfArgumentParser, PrinterCallback, Trainer, TrainingArguments
+from transformers import AutoConfig, HfArgumentParser, PrinterCallback, Trainer, TrainingArguments
 
 from tmi_nlp.config import RecipeError
 
@@ -103,3 +104,30 @@ def torch_threads(threads: int) -> Iterator[None]:
         yield
     finally:
         torch.set_num_threads(before)
+
+
+def check_checkpoint(spec: str, field_name: str) -> None:
+    """Refuse, before anything is written, a checkpoint tmi-nlp would refuse to load later: weights that are not
+    safetensors (a pickle runs code when loaded) or a config that needs remote code. A local folder is read;
+    a Hub id has its config fetched (no code runs either way)."""
+    folder = Path(spec).expanduser()
+    if folder.is_dir():
+        names = sorted(p.name for p in folder.iterdir())
+        if not any(name.endswith(".safetensors") for name in names):
+            raise RecipeError(f"{field_name} = {spec!r}: no .safetensors weights (files: {names[:8]}); expected "
+                              f"safetensors (pickle checkpoints such as pytorch_model.bin can run code when loaded)")
+        if not (folder / "config.json").is_file():
+            raise RecipeError(f"{field_name} = {spec!r}: no config.json; expected a Hugging Face checkpoint folder")
+        try:
+            config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+        except (json.JSONDecodeError, UnicodeDecodeError) as err:
+            raise RecipeError(f"{field_name} = {spec!r}: config.json is not JSON ({err})") from err
+        if "auto_map" in config:
+            raise RecipeError(f"{field_name} = {spec!r}: its config.json maps to remote code (auto_map); expected a "
+                              f"checkpoint of a built-in architecture (tmi-nlp never runs a checkpoint's code)")
+        return
+    try:
+        AutoConfig.from_pretrained(spec, trust_remote_code=False)
+    except (OSError, ValueError) as err:  # not found, unreachable, or it needs remote code
+        raise RecipeError(f"{field_name} = {spec!r}: cannot be used ({str(err).splitlines()[0]}); expected a local "
+                          f"checkpoint folder or a Hub id of a safetensors checkpoint without remote code") from err

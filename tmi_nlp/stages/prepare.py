@@ -24,6 +24,7 @@ from tmi_nlp.data.loading import DataError, DataNotFound, Downstream
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
 from tmi_nlp.models.tfidf import reference_accuracy
 from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
+from tmi_nlp.models.training import check_checkpoint
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages.base import build_base, split_corpus
 from tmi_nlp.store import RunDir
@@ -144,6 +145,8 @@ def prepare(recipe: Recipe) -> RunDir:
     run = RunDir(recipe.run_dir)
     if run.config.exists():
         _refuse_other_recipe(recipe, run)
+    if recipe.model.init_from and not run.prepared:
+        check_checkpoint(recipe.model.init_from, "model.init_from")
     try:
         raw = load_data(recipe)
     except DataNotFound as err:
