@@ -131,7 +131,10 @@ def test_same_recipe_and_seed_give_the_scores_they_gave_before_the_one_house_ref
     run = RunDir(recipe.run_dir)
     before = np.load(Path(__file__).with_name("data") / "scores_before_one_house.npz")
     assert np.array_equal(run.stacked("queries", 5), before["queries"])
-    assert np.array_equal(run.stacked("mlm_loss", 5), before["mlm_loss"])
+    # Since then each text's masks follow its token ids, not the run's seed and its position: other masks, the
+    # same models, so the losses move by what masking 1/5 of the tokens differently does (< 1e-3 here).
+    assert np.allclose(run.stacked("mlm_loss", 5), before["mlm_loss"], rtol=0, atol=1e-3)
+    assert not np.array_equal(run.stacked("mlm_loss", 5), before["mlm_loss"])
     assert len(summary["attacks"]) == 18
     # Since then the per-point scikit-learn attacks score P(member) on one scale: the logistic of the old margin
     # for logistic regression and the SVM, the same probability for the others, and a smoothed prior
@@ -142,6 +145,9 @@ def test_same_recipe_and_seed_give_the_scores_they_gave_before_the_one_house_ref
     assert one_sided.any() and not one_sided.all()
     for name in summary["attacks"]:
         now, then = np.load(run.attack(name) / "scores.npy"), before[name]
+        if name == "mlm_loss_lira":  # reads the masked-LM losses, whose masks changed (above)
+            assert np.corrcoef(now.ravel(), then.ravel())[0, 1] > 0.99
+            continue
         if name in ("logistic", "svm", "knn", "sklearn_mlp"):
             then = np.where(one_sided, (shadows_in + 1) / 6, expit(then) if name in ("logistic", "svm") else then)
         # The SVM's new score is the mean over queries of the logistic of each margin, the old one their mean

@@ -21,7 +21,7 @@ from tmi_nlp.atomic import DiskSpaceError
 from tmi_nlp.cli import main
 from tmi_nlp.config import SECTIONS, RecipeError, recipe_from_dict
 from tmi_nlp.data.loading import DataError
-from tmi_nlp.stages import train
+from tmi_nlp.stages import run_all, train
 from tmi_nlp.stages.prepare import prepare
 from tmi_nlp.stages.train import WorkerError, train_models
 from tmi_nlp.store import MODEL_STAGES, RunDir
@@ -396,3 +396,28 @@ def test_an_unsafe_init_from_is_refused_before_the_run_folder_is_written(tiny, t
         with pytest.raises(RecipeError, match=fragment):
             prepare(recipe)
         assert not recipe.run_dir.exists()  # nothing written: the corrected recipe starts clean
+
+
+def test_finished_artifacts_are_checked_against_their_manifest_not_trusted_by_existence(tiny, capsys):
+    recipe = tiny(attack={"baselines": ["lira_online"]})
+    run_all(recipe, progress=False)
+    run = recipe.run_dir
+    assert json.loads((run / "models" / "2" / "manifest.json").read_text())["finetune"]["models/2/queries.npy"]
+
+    def tampered(path, change, fragment: str, command: str = "report") -> None:
+        original = path.read_bytes()
+        path.write_bytes(change(original))
+        assert main([command, str(run)]) == 2
+        err = capsys.readouterr().err
+        # (queries.npy may be named through its hard-linked twin, finetuned/queries.npy)
+        assert f"{path.name}: changed since it was finished ({fragment}" in err and "Traceback" not in err, err
+        path.write_bytes(original)
+
+    queries = run / "models" / "2" / "queries.npy"
+    size = queries.stat().st_size
+    tampered(queries, lambda b: b[:-100], f"{size - 100} bytes, recorded {size})")  # cut short
+    tampered(run / "plan" / "keep.npy", lambda b: b[:-1] + bytes([b[-1] ^ 1]), "another sha256")  # flipped in place
+    tampered(run / "config.yaml", lambda b: b.replace(b"epochs: 1.0", b"epochs: 9.0"), "another sha256")
+    # A resume is refused too, before anything trains on the damaged file.
+    tampered(run / "models" / "1" / "pretrained" / "model.safetensors", lambda b: b[: len(b) // 2], "", "run")
+    assert main(["report", str(run)]) == 0

@@ -6,6 +6,7 @@ artifact, and "does the final path exist" is the only test a stage needs to skip
 """
 
 import fcntl
+import hashlib
 import json
 import os
 import shutil
@@ -176,3 +177,11 @@ def writer_lock(root: str | Path) -> Iterator[None]:
             yield
         finally:
             _HELD.discard(root)
+
+
+def file_sha256(path: str | Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -18,6 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
+from tmi_nlp.atomic import file_sha256
 from tmi_nlp.store import RunDir
 from tmi_nlp.tables import attack_table
 
@@ -53,14 +54,6 @@ def model_card(run: RunDir) -> str:
     return "\n".join(lines)
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def push_zoo(run_dir: str | Path, repo_id: str, token: str | None = None, private: bool = True,
              revision: str | None = None) -> str:
     """Upload the run folder, its manifest (every file's size and sha256) and its model card to a model
@@ -73,7 +66,7 @@ def push_zoo(run_dir: str | Path, repo_id: str, token: str | None = None, privat
     run.refuse_outside_links()  # before anything leaves the machine
     files = [path for path in sorted(run.root.rglob("*")) if path.is_file()
              and not any(path.relative_to(run.root).match(pattern) for pattern in EXCLUDED)]
-    manifest = {path.relative_to(run.root).as_posix(): {"size": path.stat().st_size, "sha256": _sha256(path)}
+    manifest = {path.relative_to(run.root).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)}
                 for path in files}
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
@@ -101,7 +94,7 @@ def verify_zoo(folder: Path, repo_id: str) -> None:
         path = folder / name
         if not path.is_file():
             raise ZooError(f"{repo_id}: {name} is missing; the manifest lists it")
-        if path.stat().st_size != entry["size"] or _sha256(path) != entry["sha256"]:
+        if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
             raise ZooError(f"{repo_id}: {name} does not match the manifest (size {path.stat().st_size}, expected "
                            f"{entry['size']}; or another sha256)")
     extra = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()

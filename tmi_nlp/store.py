@@ -27,11 +27,30 @@ from pathlib import Path
 import numpy as np
 import yaml
 
+from tmi_nlp.atomic import atomic_write_json, file_sha256
 from tmi_nlp.config import Recipe, RecipeError, migrate, recipe_from_dict
 from tmi_nlp.data.plan import Plan
 
 # The per-model stages, in order, and what marks each one finished.
 MODEL_STAGES = ("pretrain", "signals", "finetune")
+MANIFEST = "manifest.json"
+
+
+def file_record(path: Path) -> dict:
+    return {"size": path.stat().st_size, "sha256": file_sha256(path)}
+
+
+def _check(root: Path, manifest: dict, hashes: bool) -> None:
+    for name, record in manifest.items():
+        path = root / name
+        if not path.is_file():
+            raise RecipeError(f"{path}: missing; the run's manifest lists it (size {record['size']}). Restore it, or "
+                              f"remove what it belongs to and rerun to redo it")
+        size = path.stat().st_size
+        if size != record["size"] or (hashes and file_sha256(path) != record["sha256"]):
+            what = f"{size} bytes, recorded {record['size']}" if size != record["size"] else "another sha256"
+            raise RecipeError(f"{path}: changed since it was finished ({what}); expected the file tmi-nlp wrote. "
+                              f"Restore it, or remove what it belongs to and rerun to redo it")
 # What an attack reads: the query tensor, or a white-box signal of the pretrained models.
 QUERIES = "queries"
 
@@ -100,6 +119,48 @@ class RunDir:
     @property
     def report(self) -> Path:
         return self.root / "report"
+
+    # Manifests: each finished artifact's size and sha256, recorded when it is finished and checked before it is
+    # used, so that a file cut short, flipped in place or edited is named instead of trusted by its existence.
+
+    def stage_files(self, i: int, stage: str) -> list[Path]:
+        """The files model i's `stage` finished."""
+        folders = {"pretrain": [self.pretrained(i)], "signals": [self.model(i) / "signals"],
+                   "finetune": [self.finetuned(i)]}[stage]
+        files = [p for folder in folders if folder.is_dir() for p in sorted(folder.rglob("*")) if p.is_file()]
+        return files + ([self.queries(i)] if stage == "finetune" else [])
+
+    def _manifest(self, path: Path) -> dict:
+        return json.loads(path.read_text()) if path.exists() else {}
+
+    def record_stage(self, i: int, stage: str) -> None:
+        """Record model i's finished `stage` in models/<i>/manifest.json (one writer per model at a time)."""
+        path = self.model(i) / MANIFEST
+        manifest = self._manifest(path)
+        manifest[stage] = {p.relative_to(self.root).as_posix(): file_record(p) for p in self.stage_files(i, stage)}
+        atomic_write_json(path, manifest)
+
+    def record_prepared(self) -> None:
+        """Record the files prepare wrote (config, plan, tokens) in manifest.json at the run's root."""
+        files = [self.config, self.plan / "keep.npy", self.plan / "challenge.npy", self.plan / "pool.json",
+                 self.plan / "plan.json", self.data / "tokens.json"]
+        atomic_write_json(self.root / MANIFEST, {p.relative_to(self.root).as_posix(): file_record(p) for p in files})
+
+    def verify(self, num_models: int, stages: tuple[str, ...] = MODEL_STAGES, hashes: bool = True) -> None:
+        """Check the prepared files and every finished stage of models 0..n-1 against their manifests (sizes, and
+        with `hashes` the sha256 too). What was finished before manifests existed is recorded as it is now."""
+        if not (self.root / MANIFEST).exists():
+            self.record_prepared()
+        _check(self.root, self._manifest(self.root / MANIFEST), hashes)
+        for i in range(num_models):
+            manifest = self._manifest(self.model(i) / MANIFEST)
+            for stage in stages:
+                if not self.model_done(i, stage):
+                    continue
+                if stage not in manifest:
+                    self.record_stage(i, stage)
+                    continue
+                _check(self.root, manifest[stage], hashes)
 
     # Readers.
 

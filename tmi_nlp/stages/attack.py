@@ -83,6 +83,7 @@ def attack(recipe: Recipe, names: list[str] | None = None) -> dict[str, dict]:
     """Leave-one-out: every model is the victim once, the others its shadows. Returns each attack's metrics."""
     run, recipe = open_run(recipe)
     n = recipe.run.num_models
+    run.verify(n)  # every file an attack or the report reads, as it was finished
     labels = run.load_plan().labels()
     return attack_loop(run.root / "attacks", names or recipe.attack.names, lambda reads: run.stacked(reads, n),
                        labels, Roles.leave_one_out(n), recipe)

@@ -190,6 +190,7 @@ def prepare(recipe: Recipe) -> RunDir:
                                                             d.eval_labels))
     if not run.prepared:
         atomic_write_json(run.fingerprint, raw.fingerprint)  # last: marks the folder prepared
+        run.record_prepared()
     return run
 
 

@@ -78,6 +78,7 @@ def attack_target(recipe: Recipe, predict: Predict, name: str = "target", fpr: f
     if not 0 < fpr < 1:
         raise ValueError(f"fpr = {fpr!r}: expected a number in (0, 1)")
     run, recipe = open_run(recipe)
+    run.verify(recipe.run.num_models)
     plan = run.load_plan()
     n = recipe.run.num_models
     shadow_queries = run.stacked(QUERIES, n)

@@ -3,6 +3,7 @@
     pretrain  -> models/<i>/pretrained/
     signals   -> models/<i>/signals/mlm_loss.npy (and .json: how its masks were drawn)
     finetune  -> models/<i>/finetuned/ and models/<i>/queries.npy (written by the QueryCallback)
+    each      -> its files' sizes and sha256 in models/<i>/manifest.json, checked before they are used
 
 Workers are plain subprocesses (`python -m tmi_nlp.stages.worker`) that read the run folder and
 take model indices on their standard input. They never import the caller's script (a script
@@ -68,6 +69,7 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
                                 init_from=init_from, background=tokens.get("background"))
         timings["pretrain_s"] = time.perf_counter() - start
         timings["pretrain_loss"] = result["train_loss"]
+        run.record_stage(i, "pretrain")
     if "signals" in stages and not run.model_done(i, "signals"):
         _require_pretrained(run, i, "signals")
         start = time.perf_counter()
@@ -75,6 +77,7 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
         atomic_write_json(run.signal(i, "mlm_loss").with_suffix(".json"), {"masks": MASKS})
         atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer))
         timings["signals_s"] = time.perf_counter() - start
+        run.record_stage(i, "signals")
     finished_queries = run.finetuned(i) / QUERIES
     if "finetune" in stages and not run.model_done(i, "finetune") and finished_queries.exists():
         atomic_link(finished_queries, run.queries(i))  # killed between the model's rename and the link
@@ -86,6 +89,7 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
                                  recipe.query, tokens["challenge"], seed, i, run.finetuned(i), run.queries(i))
         timings["finetune_s"] = time.perf_counter() - start
         timings["eval_accuracy"] = metrics["eval_accuracy"]
+        run.record_stage(i, "finetune")
     return timings
 
 
@@ -124,6 +128,8 @@ def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
     todo = [i for i in indices if not all(run.model_done(i, s) for s in stages)]
     if not todo:
         return []
+    # What a resume builds on is checked first (sizes; the attack stage checks the sha256s too).
+    run.verify(recipe.run.num_models, hashes=False)
     missing = [i for i in todo if "pretrain" not in stages and not run.model_done(i, "pretrain")]
     if missing:
         raise RecipeError(f"{run.root}: models {missing[:8]}{' ...' if len(missing) > 8 else ''} are not pretrained; "

@@ -63,6 +63,8 @@ def attack_victims(recipe: Recipe, victims_folder: str | Path, names: list[str] 
     victims_recipe = victim_run.recipe()
     if run.root.resolve() == victim_run.root.resolve():
         raise RecipeError(f"victims {victim_run.root}: the run's own models; use `tmi-nlp attack` (leave-one-out)")
+    run.verify(recipe.run.num_models)
+    victim_run.verify(victims_recipe.run.num_models)
     plan, victim_plan = run.load_plan(), victim_run.load_plan()
     cols, victim_cols = shared_points(plan, victim_plan)
     if not len(cols):
