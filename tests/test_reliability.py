@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -217,8 +218,9 @@ def test_remote_code_in_a_checkpoint_is_never_run(tmp_path):
     assert not marker.exists()
 
 
-def _kill_the_first_worker(deadline_s: float = 120) -> None:
-    """SIGKILL the first training worker this process starts (as the out-of-memory killer would)."""
+def _kill_the_first_worker(deadline_s: float = 120, parent_pid: int | None = None) -> None:
+    """SIGKILL the first training worker this process (or `parent_pid`) starts, as the out-of-memory killer would."""
+    parent_pid = parent_pid or os.getpid()
     end = time.time() + deadline_s
     while time.time() < end:
         for proc in Path("/proc").iterdir():
@@ -227,7 +229,7 @@ def _kill_the_first_worker(deadline_s: float = 120) -> None:
                 parent = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
             except (OSError, ValueError, IndexError):
                 continue
-            if parent == os.getpid() and b"tmi_nlp.stages.worker" in cmdline:
+            if parent == parent_pid and b"tmi_nlp.stages.worker" in cmdline:
                 os.kill(int(proc.name), signal.SIGKILL)
                 return
         time.sleep(0.05)
@@ -421,3 +423,61 @@ def test_finished_artifacts_are_checked_against_their_manifest_not_trusted_by_ex
     # A resume is refused too, before anything trains on the damaged file.
     tampered(run / "models" / "1" / "pretrained" / "model.safetensors", lambda b: b[: len(b) // 2], "", "run")
     assert main(["report", str(run)]) == 0
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="finds the worker through /proc")
+def test_every_fault_in_one_run_ends_identical_to_an_uninterrupted_run_or_in_an_error_naming_the_cause(tiny, tmp_path):
+    """A killed worker, a killed parent, a finished artifact corrupted and a second writer, one after the other on
+    one run: each ends in an error naming the model, file or process, and the last resume equals a straight run."""
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    paths = {}
+    for name in ("straight", "faulty"):
+        recipe = tiny(run={"name": name, "workers": 2, "threads_per_model": 1}, **FAST)
+        paths[name] = (recipe, tmp_path / f"{name}.yaml")
+        paths[name][1].write_text(recipe.to_yaml())
+    cli = [sys.executable, "-m", "tmi_nlp.cli", "run"]
+    subprocess.run([*cli, str(paths["straight"][1])], check=True, env=env, capture_output=True)
+    recipe, path = paths["faulty"]
+    run = RunDir(recipe.run_dir)
+
+    def start() -> subprocess.Popen:
+        return subprocess.Popen([*cli, str(path)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                text=True, start_new_session=True)
+
+    # 1. A worker killed as the out-of-memory killer would: the run ends naming the model.
+    proc = start()
+    _kill_the_first_worker(parent_pid=proc.pid)
+    assert proc.wait(timeout=300) == 2
+    assert re.search(r"model \d: its worker process was killed by SIGKILL", proc.stderr.read())
+    # 2. The whole run killed mid-finetuning.
+    proc = start()
+    deadline = time.time() + 300
+    while not run.queries(1).exists() and proc.poll() is None and time.time() < deadline:
+        time.sleep(0.02)
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    # 3. A finished artifact corrupted: named, and redone once its model's folder is removed.
+    weights = run.pretrained(1) / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    proc = start()
+    assert proc.wait(timeout=300) == 2 and f"{weights}: changed since it was finished" in proc.stderr.read()
+    shutil.rmtree(run.model(1))
+    # 4. A second writer while another holds the folder: refused, naming the holder.
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from tmi_nlp.atomic import writer_lock\n"
+        f"with writer_lock({str(run.root)!r}):\n    print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        proc = start()
+        assert proc.wait(timeout=300) == 2 and f"process {holder.pid}" in proc.stderr.read()
+    finally:
+        holder.kill()
+        holder.wait()
+    # 5. The last resume: identical to the straight run.
+    subprocess.run([*cli, str(path)], check=True, env=env, capture_output=True)
+    ref = RunDir(paths["straight"][0].run_dir)
+    for i in range(recipe.run.num_models):
+        assert np.array_equal(np.load(run.queries(i)), np.load(ref.queries(i))), i
+    for name in ("mlp", "shared_centred", "lira_online", "mlm_loss_lira"):
+        assert np.array_equal(np.load(run.attack(name) / "scores.npy"), np.load(ref.attack(name) / "scores.npy"))
