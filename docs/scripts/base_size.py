@@ -22,7 +22,7 @@ from pathlib import Path
 from transformers import BertConfig, BertForMaskedLM
 
 from tmi_nlp.config import QueryArguments, load_recipe
-from tmi_nlp.models.finetune import finetune_model
+from tmi_nlp.models.finetune import finetune_model, resolve_finetune
 from tmi_nlp.models.tokenizer import load_tokenizer
 from tmi_nlp.models.training import quiet_transformers
 from tmi_nlp.stages.base import base_info
@@ -64,8 +64,10 @@ def main() -> None:
             for method, rate, method_epochs in methods:
                 start = time.perf_counter()
                 name, _, pooling = method.partition("-")  # linear-mean: the probe on mean-pooled features
-                finetune = dataclasses.replace(recipe.finetune, method=name, learning_rate=rate, epochs=method_epochs,
-                                               options={"linear": {"pooling": pooling}} if pooling else {})
+                # The method's own batch size and options (dp: batch 256, its privacy settings), the given rate.
+                finetune = resolve_finetune(dataclasses.replace(
+                    recipe.finetune, method=name, learning_rate=rate, epochs=method_epochs, batch_size=None,
+                    options={"linear": {"pooling": pooling}} if pooling else {}))
                 with quiet_transformers():
                     metrics = finetune_model(start_from, tokens["train"], tokens["train_labels"], tokens["eval"],
                                              tokens["eval_labels"], tokens["num_labels"], tokenizer, finetune,
