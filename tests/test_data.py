@@ -139,3 +139,16 @@ def test_class_names_are_mapped_in_sorted_order_and_a_missing_label_names_its_ro
     gap.write_text("text,label\n" + "".join(f"text {i},{'' if i == 7 else i % 3}\n" for i in range(40)))
     with pytest.raises(DataError, match=r"row 7 has label None; expected an integer >= 0 or a class name"):
         load_downstream(DataArguments(downstream=str(gap), num_train=30, num_eval=10), seed=0, pool=[])
+
+
+def test_a_pool_of_csv_txt_and_jsonl_files_loads_as_one_text_column(tmp_path):
+    # datasets types the csv column string and the others large_string; concatenating them failed before.
+    from tmi_nlp.data.loading import load_text_dataset
+
+    (tmp_path / "p.csv").write_text("text\nfirst csv text\nsecond csv text\n")
+    (tmp_path / "p.txt").write_text("a plain line\nanother plain line\n")
+    (tmp_path / "p.jsonl").write_text('{"text": "json one"}\n{"text": "json two"}\n')
+    spec = ",".join(str(tmp_path / name) for name in ("p.csv", "p.txt", "p.jsonl"))
+    dataset = load_text_dataset(spec, "train", "data.pool")
+    assert list(dataset["text"]) == ["first csv text", "second csv text", "a plain line", "another plain line",
+                                     "json one", "json two"]
