@@ -77,7 +77,7 @@ def test_a_pulled_zoo_is_checked_file_by_file_and_a_bad_one_leaves_nothing(tiny,
     prepare(recipe)
     assert main(["push", str(recipe.run_dir), "alice/zoo"]) == 0
     clean = dict(hub.state.repos["alice/zoo"])
-    assert json.loads(clean["manifest.json"])["plan/keep.npy"]["size"] == len(clean["plan/keep.npy"])
+    assert json.loads(clean["zoo_manifest.json"])["plan/keep.npy"]["size"] == len(clean["plan/keep.npy"])
 
     def pull_fails(change, match: str) -> None:
         hub.state.repos["alice/zoo"] = dict(clean)
@@ -97,7 +97,7 @@ def test_a_pulled_zoo_is_checked_file_by_file_and_a_bad_one_leaves_nothing(tiny,
 
     pull_fails(flip, "plan/keep.npy does not match the manifest")
     pull_fails(lambda repo: repo.update({"plan/extra.npy": b"x"}), "plan/extra.npy (and 0 more) are not in")
-    pull_fails(lambda repo: repo.pop("manifest.json"), "no manifest.json")
+    pull_fails(lambda repo: repo.pop("zoo_manifest.json"), "no zoo_manifest.json")
     pull_fails(lambda repo: repo.update({"README.md": b"# a zoo"}), "states no membership plan sha256")
     hub.state.repos["alice/zoo"] = clean
     assert main(["pull", "alice/zoo", str(tmp_path / "good")]) == 0 and (tmp_path / "good" / "plan").is_dir()

@@ -24,7 +24,7 @@ from tmi_nlp.tables import attack_table
 
 # Not part of a zoo: in-flight temporaries, launch coordination, the writer lock, the user's raw in-memory inputs.
 EXCLUDED = (".*.tmp-*", "**/.*.tmp-*", "launch/*", ".writer.lock", "inputs/*")
-MANIFEST = "manifest.json"  # in the repository: every uploaded file's size and sha256
+ZOO_MANIFEST = "zoo_manifest.json"  # in the repository: every uploaded file's size and sha256
 
 
 def plan_sha256(run: RunDir) -> str:
@@ -71,7 +71,8 @@ def push_zoo(run_dir: str | Path, repo_id: str, token: str | None = None, privat
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(run).encode()),
-                  CommitOperationAdd(path_in_repo=MANIFEST, path_or_fileobj=json.dumps(manifest, indent=1).encode())]
+                  CommitOperationAdd(path_in_repo=ZOO_MANIFEST,
+                                     path_or_fileobj=json.dumps(manifest, indent=1).encode())]
     operations += [CommitOperationAdd(path_in_repo=name, path_or_fileobj=str(run.root / name)) for name in manifest]
     info = api.create_commit(repo_id, operations=operations, commit_message=f"tmi-nlp zoo {run.root.name}",
                              revision=revision)
@@ -85,10 +86,10 @@ class ZooError(ValueError):
 def verify_zoo(folder: Path, repo_id: str) -> None:
     """Every file of the manifest present with its size and sha256, no file outside it (the card, the manifest
     and huggingface_hub's .cache aside), no link out of the folder, and the plan's hash as the card states."""
-    if not (folder / MANIFEST).exists():
-        raise ZooError(f"{repo_id}: no {MANIFEST}; expected a zoo pushed by tmi-nlp >= 0.6 (every file's size "
-                       f"and sha256), so that what is pulled can be checked")
-    manifest = json.loads((folder / MANIFEST).read_text())
+    if not (folder / ZOO_MANIFEST).exists():
+        raise ZooError(f"{repo_id}: no {ZOO_MANIFEST}; expected a zoo pushed with one (every file's size and "
+                       f"sha256), so that what is pulled can be checked")
+    manifest = json.loads((folder / ZOO_MANIFEST).read_text())
     RunDir(folder).refuse_outside_links()
     for name, entry in manifest.items():
         path = folder / name
@@ -98,7 +99,7 @@ def verify_zoo(folder: Path, repo_id: str) -> None:
             raise ZooError(f"{repo_id}: {name} does not match the manifest (size {path.stat().st_size}, expected "
                            f"{entry['size']}; or another sha256)")
     extra = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-             and p.relative_to(folder).parts[0] not in ("README.md", MANIFEST, ".cache")
+             and p.relative_to(folder).parts[0] not in ("README.md", ZOO_MANIFEST, ".cache")
              and p.relative_to(folder).as_posix() not in manifest]
     if extra:
         raise ZooError(f"{repo_id}: {extra[0]} (and {len(extra) - 1} more) are not in the manifest")

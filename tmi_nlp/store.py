@@ -133,12 +133,14 @@ class RunDir:
     def _manifest(self, path: Path) -> dict:
         return json.loads(path.read_text()) if path.exists() else {}
 
+    def stage_manifest(self, i: int, stage: str) -> Path:
+        """models/<i>/manifest/<stage>.json: written once, when the stage is finished."""
+        return self.model(i) / "manifest" / f"{stage}.json"
+
     def record_stage(self, i: int, stage: str) -> None:
-        """Record model i's finished `stage` in models/<i>/manifest.json (one writer per model at a time)."""
-        path = self.model(i) / MANIFEST
-        manifest = self._manifest(path)
-        manifest[stage] = {p.relative_to(self.root).as_posix(): file_record(p) for p in self.stage_files(i, stage)}
-        atomic_write_json(path, manifest)
+        """Record model i's finished `stage`: each of its files' size and sha256."""
+        atomic_write_json(self.stage_manifest(i, stage), {p.relative_to(self.root).as_posix(): file_record(p)
+                                                          for p in self.stage_files(i, stage)})
 
     def record_prepared(self) -> None:
         """Record the files prepare wrote (config, plan, tokens) in manifest.json at the run's root."""
@@ -153,14 +155,13 @@ class RunDir:
             self.record_prepared()
         _check(self.root, self._manifest(self.root / MANIFEST), hashes)
         for i in range(num_models):
-            manifest = self._manifest(self.model(i) / MANIFEST)
             for stage in stages:
                 if not self.model_done(i, stage):
                     continue
-                if stage not in manifest:
+                if not self.stage_manifest(i, stage).exists():
                     self.record_stage(i, stage)
                     continue
-                _check(self.root, manifest[stage], hashes)
+                _check(self.root, self._manifest(self.stage_manifest(i, stage)), hashes)
 
     # Readers.
 

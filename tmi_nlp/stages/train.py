@@ -3,7 +3,7 @@
     pretrain  -> models/<i>/pretrained/
     signals   -> models/<i>/signals/mlm_loss.npy (and .json: how its masks were drawn)
     finetune  -> models/<i>/finetuned/ and models/<i>/queries.npy (written by the QueryCallback)
-    each      -> its files' sizes and sha256 in models/<i>/manifest.json, checked before they are used
+    each      -> its files' sizes and sha256 in models/<i>/manifest/<stage>.json, checked before they are used
 
 Workers are plain subprocesses (`python -m tmi_nlp.stages.worker`) that read the run folder and
 take model indices on their standard input. They never import the caller's script (a script
