@@ -43,3 +43,14 @@ def test_set_test_on_a_run_and_on_given_texts(tiny, tmp_path, capsys):
     err = capsys.readouterr().err
     assert "texts: 1 of 1 are not challenge texts" in err and "Traceback" not in err
     assert np.isfinite(row["non_members_p_below_0.05"])
+
+
+def test_a_set_test_that_rejects_too_many_non_member_sets_is_flagged():
+    from tmi_nlp.report import dataset_table
+
+    row = {"sets": 80, "members_p_below_0.01": 0.9, "members_p_below_0.05": 0.9, "non_members_p_below_0.05": 0.05,
+           "non_members_ks_p": 0.5, "control_p_below_0.05": 0.05, "control_ks_p": 0.5}
+    record = {"settings": {"statistic": "shared_combined", "sets": 5}, "sizes": {"10": row}}
+    assert "WARNING" not in dataset_table(record)
+    record["sizes"]["50"] = {**row, "non_members_p_below_0.05": 0.21}
+    assert "WARNING: on this run the set test rejects 21% of 50-text non-member sets" in dataset_table(record)

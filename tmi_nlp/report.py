@@ -95,6 +95,19 @@ def summary_table(results: dict[str, dict], accuracy: dict | None = None, refere
     return text
 
 
+def dataset_warning(record: dict) -> str:
+    """Where the set test rejects clearly more than 5% of non-member sets at p < 0.05: its p-values are too small on
+    this run (seen on zoos of encoders that memorise their pool: texts of one article rise together in a model,
+    which the text-by-text null does not reproduce)."""
+    bad = {size: r["non_members_p_below_0.05"] for size, r in record["sizes"].items()
+           if r["sets"] >= 20 and r["non_members_p_below_0.05"] > 0.10}
+    if not bad:
+        return ""
+    return ("WARNING: on this run the set test rejects " + ", ".join(f"{v:.0%} of {k}-text" for k, v in bad.items())
+            + " non-member sets at p < 0.05 (expected 5%): its p-values are too small here and do not support a "
+              "conclusion")
+
+
 def dataset_table(record: dict) -> str:
     """The set test's power and level (dataset/<statistic>.json) as a text table."""
     lines = [f"set test on the run's victims, statistic {record['settings']['statistic']} "
@@ -105,7 +118,7 @@ def dataset_table(record: dict) -> str:
         lines.append(f"{size:>6} {r['members_p_below_0.01']:>15.2f} {r['members_p_below_0.05']:>15.2f} "
                      f"{r['non_members_p_below_0.05']:>19.2f} {r['non_members_ks_p']:>7.2f} "
                      f"{r['control_p_below_0.05']:>15.2f} {r['control_ks_p']:>7.2f}")
-    return "\n".join(lines)
+    return "\n".join(lines + ([dataset_warning(record)] if dataset_warning(record) else []))
 
 
 def _bootstrap_unit(results: dict[str, dict]) -> str:
@@ -161,7 +174,8 @@ def _dataset_html(record: dict | None) -> str:
             f"KS p: the uniformity of those p-values. <code>tmi-nlp dataset RUN --texts FILE</code> tests your "
             f"own set.</p><table><tr><th>texts per set</th><th>member sets p &lt; 0.01</th><th>member sets "
             f"p &lt; 0.05</th><th>non-member sets p &lt; 0.05 (KS p)</th><th>control p &lt; 0.05 (KS p)</th></tr>"
-            f"{rows}</table>")
+            f"{rows}</table>" + (f"<p><strong>{html.escape(dataset_warning(record))}</strong></p>"
+                                 if dataset_warning(record) else ""))
 
 
 def report_html(title: str, facts: dict[str, str], results: dict[str, dict],
