@@ -1,6 +1,7 @@
 """Separate roles across runs: one zoo's models attack another's (the partial-knowledge experiment)."""
 
 import json
+import shutil
 
 import numpy as np
 import pytest
@@ -120,7 +121,7 @@ def test_white_box_masks_follow_the_text_not_its_run(victims, tiny):
     run_all(shadows, progress=False)
     for path in (shadows.run_dir / "models").glob("*/signals/mlm_loss.json"):
         path.unlink()
-    for path in (shadows.run_dir / "models").glob("*/manifest.json"):  # as old runs were: no manifests either
-        path.unlink()
+    for path in (shadows.run_dir / "models").glob("*/manifest"):  # as old runs were: no manifests either
+        shutil.rmtree(path)
     with pytest.raises(RecipeError, match="masked differently.*Remove models/\\*/signals"):
         attack_victims(shadows, victims.run_dir)
