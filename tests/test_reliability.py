@@ -259,20 +259,22 @@ def test_a_worker_that_cannot_start_is_an_error_not_a_hang(tiny, monkeypatch):
         train_models(recipe, progress=False)
 
 
-def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_one_leaves_no_lock(tiny, tmp_path):
-    import subprocess
-    import sys
+def _hold_writer_lock(folder: Path) -> subprocess.Popen:
+    """Another process that holds the run folder's writer lock (until killed), once it holds it."""
+    holder = subprocess.Popen([sys.executable, "-c", (
+        "import time; from tmi_nlp.atomic import writer_lock\n"
+        f"with writer_lock({str(folder)!r}):\n    print('held', flush=True); time.sleep(600)")],
+        stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    return holder
 
+
+def test_a_second_writer_of_a_run_folder_is_refused_and_a_killed_one_leaves_no_lock(tiny, tmp_path):
     from tmi_nlp.atomic import RunLocked
-    from tmi_nlp.stages import run_all
 
     recipe = tiny()
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import sys, time; from tmi_nlp.atomic import writer_lock\n"
-        f"with writer_lock({str(recipe.run_dir)!r}):\n    print('held', flush=True); time.sleep(600)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = _hold_writer_lock(recipe.run_dir)
     try:
-        assert holder.stdout.readline().strip() == "held"
         with pytest.raises(RunLocked, match=rf"is being written by process {holder.pid}; expected one writer"):
             run_all(recipe, progress=False)
         assert not (recipe.run_dir / "config.yaml").exists()  # refused before writing anything
@@ -464,12 +466,8 @@ def test_every_fault_in_one_run_ends_identical_to_an_uninterrupted_run_or_in_an_
     assert proc.wait(timeout=300) == 2 and f"{weights}: changed since it was finished" in proc.stderr.read()
     shutil.rmtree(run.model(1))
     # 4. A second writer while another holds the folder: refused, naming the holder.
-    holder = subprocess.Popen([sys.executable, "-c", (
-        "import time; from tmi_nlp.atomic import writer_lock\n"
-        f"with writer_lock({str(run.root)!r}):\n    print('held', flush=True); time.sleep(600)")],
-        stdout=subprocess.PIPE, text=True)
+    holder = _hold_writer_lock(run.root)
     try:
-        assert holder.stdout.readline().strip() == "held"
         proc = start()
         assert proc.wait(timeout=300) == 2 and f"process {holder.pid}" in proc.stderr.read()
     finally:

@@ -18,8 +18,7 @@ import json
 import shutil
 from pathlib import Path
 
-from tmi_nlp.atomic import file_sha256
-from tmi_nlp.store import RunDir
+from tmi_nlp.store import RunDir, file_record
 from tmi_nlp.tables import attack_table
 
 # Not part of a zoo: in-flight temporaries, launch coordination, the writer lock, the user's raw in-memory inputs.
@@ -66,8 +65,7 @@ def push_zoo(run_dir: str | Path, repo_id: str, token: str | None = None, privat
     run.refuse_outside_links()  # before anything leaves the machine
     files = [path for path in sorted(run.root.rglob("*")) if path.is_file()
              and not any(path.relative_to(run.root).match(pattern) for pattern in EXCLUDED)]
-    manifest = {path.relative_to(run.root).as_posix(): {"size": path.stat().st_size, "sha256": file_sha256(path)}
-                for path in files}
+    manifest = {path.relative_to(run.root).as_posix(): file_record(path) for path in files}
     api = HfApi(token=token)
     api.create_repo(repo_id, private=private, exist_ok=True)
     operations = [CommitOperationAdd(path_in_repo="README.md", path_or_fileobj=model_card(run).encode()),
@@ -95,7 +93,7 @@ def verify_zoo(folder: Path, repo_id: str) -> None:
         path = folder / name
         if not path.is_file():
             raise ZooError(f"{repo_id}: {name} is missing; the manifest lists it")
-        if path.stat().st_size != entry["size"] or file_sha256(path) != entry["sha256"]:
+        if file_record(path) != entry:
             raise ZooError(f"{repo_id}: {name} does not match the manifest (size {path.stat().st_size}, expected "
                            f"{entry['size']}; or another sha256)")
     extra = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()

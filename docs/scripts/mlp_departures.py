@@ -14,7 +14,7 @@ import sys
 import numpy as np
 
 from tmi_nlp.attacks.features import Roles
-from tmi_nlp.attacks.tmi import PAPER_MLP, per_point_scores
+from tmi_nlp.attacks.tmi import PAPER_MLP, min_max_per_victim, per_point_scores
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
 
@@ -36,8 +36,7 @@ def main() -> None:
         for name, (settings, min_max) in VARIANTS.items():
             scores = per_point_scores(queries, labels, settings, 0, Roles.leave_one_out(n), shuffle=False)
             if min_max:
-                low, high = scores.min(1, keepdims=True), scores.max(1, keepdims=True)
-                scores = (scores - low) / np.where(high > low, high - low, 1.0)
+                scores = min_max_per_victim(scores)
             m = membership_metrics(labels, scores)
             print(f"| {run.root.name} | {name} | {m['auc']:.3f} | {m['tpr@0.001']:.3f} | "
                   f"{m['tpr@0.01']:.3f} |", flush=True)

@@ -75,7 +75,11 @@ def paper_mlp(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, se
     """The official code's TMI metaclassifier exactly (PAPER_MLP; only attack.backend and shuffle_labels apply),
     its scores min-max scaled per victim over the points, as the official code does before pooling victims."""
     settings = dataclasses.replace(PAPER_MLP, backend=args.backend)
-    scores = per_point_scores(queries, labels, settings, seed, roles, args.shuffle_labels)
+    return min_max_per_victim(per_point_scores(queries, labels, settings, seed, roles, args.shuffle_labels))
+
+
+def min_max_per_victim(scores: np.ndarray) -> np.ndarray:
+    """[V, K] scaled to [0, 1] per victim (row), as the official code does before pooling victims."""
     low, high = scores.min(1, keepdims=True), scores.max(1, keepdims=True)
     return (scores - low) / np.where(high > low, high - low, 1.0)
 
