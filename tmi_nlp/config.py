@@ -124,8 +124,8 @@ TRAINER_HELP = ("Any other field of transformers.TrainingArguments, passed to th
 
 PRECISIONS = ("bf16", "fp32")
 PRECISION_HELP = ("Training precision, applied as written on every machine (it changes the numbers a run produces): "
-                  "'bf16' (autocast; measured 1.46x the tokens/s of fp32 on an AVX-512 bf16 CPU, docs/performance.md) "
-                  "or 'fp32'. A CPU without native bf16 runs bf16 slowly but gives the same kind of result.")
+                  "'fp32' (the default: fast on every CPU) or 'bf16' (autocast; 1.46x the tokens/s of fp32 on a CPU "
+                  "with native bf16, AVX-512 bf16 or AMX, but 0.09x on one without, AVX2 only: docs/performance.md).")
 
 
 @dataclass
@@ -139,7 +139,7 @@ class MaskedLMArguments:
     mlm_probability: float = field(default=0.15, metadata={"help": "Fraction of tokens masked."})
     warmup_ratio: float = field(default=0.05, metadata={"help": "Warm-up fraction of steps."})
     weight_decay: float = field(default=0.01, metadata={"help": "AdamW weight decay."})
-    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
+    precision: str = field(default="fp32", metadata={"help": PRECISION_HELP})
     trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
 
     def __post_init__(self) -> None:
@@ -243,7 +243,7 @@ class FinetuneArguments:
     learning_rate: float | None = field(default=None, metadata={"help": "Learning rate (default: the method's)."})
     batch_size: int | None = field(default=None, metadata={"help": "Examples per batch (default: the method's)."})
     weight_decay: float = field(default=0.0, metadata={"help": "AdamW weight decay."})
-    precision: str = field(default="bf16", metadata={"help": PRECISION_HELP})
+    precision: str = field(default="fp32", metadata={"help": PRECISION_HELP})
     group_by_length: bool = field(default=True, metadata={
         "help": "Batches of texts of similar length (less padding: 1.3x the tokens/s on AG News, "
                 "docs/performance.md); false: uniformly shuffled batches. DP-SGD samples its own (Poisson) batches."})

@@ -6,6 +6,7 @@ other `TrainingArguments` field is reachable through their `trainer` mapping and
 """
 
 import json
+import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -60,6 +61,9 @@ def training_arguments(output_dir: Path, *, epochs: float, learning_rate: float,
                        weight_decay: float, warmup_ratio: float, precision: str, seed: int,
                        trainer: dict[str, Any], group_by_length: bool = False) -> TrainingArguments:
     """The Trainer's arguments: a section's own fields, then its `trainer` mapping over quiet defaults."""
+    if precision == "bf16" and not torch.cuda.is_available() and not torch.ops.mkldnn._is_mkldnn_bf16_supported():
+        warnings.warn(f"precision = 'bf16' on a CPU without native bf16 ({torch.backends.cpu.get_cpu_capability()}):"
+                      " training runs about 10x slower than with 'fp32' (docs/performance.md)", stacklevel=2)
     values = {**QUIET, **trainer,
               "output_dir": str(output_dir), "num_train_epochs": epochs, "learning_rate": learning_rate,
               "per_device_train_batch_size": batch_size, "weight_decay": weight_decay,
