@@ -377,3 +377,27 @@ def test_dataset_p_values_are_uniform_for_unseen_sets_and_small_for_seen_ones(at
         # The attack that scores the victim and the null was trained on neither.
         assert len(shadows) == 7 and np.isnan(np.delete(stat, [0, *shadows], 0)).all()
     assert (dataset_p_value(stat, labels, 0, shadows, points) == dataset_p_value(stat, flipped, 0, shadows, points))
+
+
+def test_set_test_holds_its_level_when_models_memorise_by_different_amounts():
+    """Each model's members rise by its own amount (0 to 3 sd): centred on its mean over every text, a model's
+    non-members then sit below 0 by half that amount, together. A null that draws each text from a different
+    model averages that shared shift away and rejected 50-text non-member sets far above 5%."""
+    from tmi_nlp.attacks.dataset import dataset_p_value
+
+    rng = np.random.default_rng(0)
+    num_models, num_points = 48, 200
+    labels = rng.random((num_models, num_points)) < 0.5
+    strength = rng.uniform(0, 3, num_models)[:, None]
+    stat = rng.normal(size=(num_models, num_points)) + labels * strength
+    unseen, seen = [], []
+    for v in range(num_models):
+        shadows = np.delete(np.arange(num_models), v)
+        for texts, found in ((~labels[v], unseen), (labels[v], seen)):
+            points = rng.choice(np.flatnonzero(texts), 50, replace=False)
+            found.append(dataset_p_value(stat, labels, v, shadows, points, seed=v)["p_value"])
+    # One set per victim, so the 48 p-values are independent: at the level, 2.4 are expected below 0.05 and 7 or
+    # more happen with probability 0.01 (the old null: 17).
+    assert np.mean(np.array(unseen) < 0.05) <= 0.13
+    # Members of a model that memorised by 1.5 sd or more are told at p < 0.01.
+    assert np.mean(np.array(seen)[strength[:, 0] > 1.5] < 0.01) > 0.9
