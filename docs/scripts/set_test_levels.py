@@ -8,7 +8,8 @@ centred z over their OUT texts, less its own noise (the model-level variance), a
 variance; then, for member, non-member and shuffled-membership control sets drawn as the report draws
 them (5 per victim and size), the share of p-values below 0.01 / 0.05 under two nulls: per-text draws
 only (each text from a different OUT model: the null before 2026-12-02) and the library's (a model-level
-shift plus per-text residuals). `--centre` changes how each model's z-scores are centred before both.
+shift, Student's t over the null models, plus per-text residuals). `--centre` changes how each model's
+z-scores are centred before both.
 """
 
 import argparse
@@ -49,7 +50,7 @@ def p_values(stat, labels, victim, shadows, points, centre, draws=2000, seed=0):
         pick = rows[rng.integers(0, len(rows), draws)]
         per_text += z_null[pick, k] / len(usable)
         model_level += residual[pick, k] / len(usable)
-    model_level += level.mean() + rng.normal(0.0, np.sqrt(tau2), draws)
+    model_level += level.mean() + np.sqrt(tau2) * rng.standard_t(len(level) - 1, draws)
     within = np.nanvar(residual)
     return [(1 + np.sum(null >= observed)) / (draws + 1) for null in (per_text, model_level)], tau2, within
 

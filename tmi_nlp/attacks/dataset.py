@@ -8,12 +8,12 @@ trained on models other than the victim and itself). The victim's statistic for 
 standardised against the OUT shadows' for that text (z); the set's statistic is the mean z over its texts.
 
 The null distribution ("none of these texts was seen") is built from other models alone, never
-from the victim's membership: each draw is a model-level shift (normal, with the variance across the
-null models of their mean over their OUT texts, less its own noise) plus, for every text of the set,
-the residual of one model that did *not* see it, standardised against the other OUT models, as the
-victim's is (against as many of them). The p-value is the share of draws at least as large as the
-victim's statistic (with the +1 of a permutation test). A set of non-members then gets uniform
-p-values, which the tests and the shuffled-membership control check.
+from the victim's membership: each draw is a model-level shift (Student's t over the M null models,
+scaled by the variance across them of their mean over their OUT texts, less its own noise) plus, for
+every text of the set, the residual of one model that did *not* see it, standardised against the
+other OUT models, as the victim's is (against as many of them). The p-value is the share of draws at
+least as large as the victim's statistic (with the +1 of a permutation test). A set of non-members
+then gets uniform p-values, which the tests and the shuffled-membership control check.
 """
 
 import numpy as np
@@ -115,7 +115,9 @@ def dataset_p_value(stat: np.ndarray, labels: np.ndarray, victim: int, shadows: 
     # non-member sets fell below p = 0.05). So each draw is one model-level shift plus per-text residuals.
     level = np.nanmean(z_null, axis=1)  # [M]: each null model's mean over its OUT texts
     residual = z_null - level[:, None]
-    null = level.mean() + rng.normal(0.0, np.sqrt(model_level_variance(level, residual)), draws)
+    # Student's t with M - 1 degrees of freedom: the shift's variance is estimated from the M null models alone.
+    shift = np.sqrt(model_level_variance(level, residual)) * rng.standard_t(max(len(level) - 1, 1), draws)
+    null = level.mean() + shift
     for k in usable:
         candidates = residual[~np.isnan(residual[:, k]), k]
         null += candidates[rng.integers(0, len(candidates), draws)] / len(usable)
