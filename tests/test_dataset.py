@@ -24,6 +24,11 @@ def test_set_test_on_a_run_and_on_given_texts(tiny, tmp_path, capsys):
     path = recipe.run_dir / "dataset" / "confidence.json"
     before = path.stat().st_mtime_ns
     assert dataset_power(recipe) == record and path.stat().st_mtime_ns == before  # read back, not recomputed
+    # A record of an earlier null (no "null" in its settings) is recomputed, not shown as if it were today's.
+    stale = {**record, "settings": {k: v for k, v in record["settings"].items() if k != "null"},
+             "sizes": {"4": {**row, "non_members_p_below_0.05": 0.9}}}
+    path.write_text(json.dumps(stale))
+    assert dataset_power(recipe) == record
 
     plan = Plan.load(recipe.run_dir / "plan")
     chosen = [plan.pool[j] for j in plan.challenge[:6]]

@@ -97,8 +97,8 @@ def summary_table(results: dict[str, dict], accuracy: dict | None = None, refere
 
 def dataset_warning(record: dict) -> str:
     """Where the set test rejects clearly more than 5% of non-member sets at p < 0.05: its p-values are too small on
-    this run (seen on zoos of encoders that memorise their pool: texts of one article rise together in a model,
-    which the text-by-text null does not reproduce)."""
+    this run. (Seen before the null drew a model-level shift, on zoos whose models memorise by different amounts;
+    a guard for what the null may still miss.)"""
     bad = {size: r["non_members_p_below_0.05"] for size, r in record["sizes"].items()
            if r["sets"] >= 20 and r["non_members_p_below_0.05"] > 0.10}
     if not bad:

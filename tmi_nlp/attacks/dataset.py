@@ -23,6 +23,8 @@ from tmi_nlp.attacks.calibrated import class_logits, loo_moments
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import AttackArguments
 
+NULL = "model-level shift (Student's t) + per-text residuals"
+
 
 def confidence_statistic(queries: np.ndarray) -> np.ndarray:
     """[N, K]: each model's mean class logit, over its A queries, of the class all models put most probability on.

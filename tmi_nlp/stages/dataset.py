@@ -15,7 +15,7 @@ from scipy.stats import kstest
 
 from tmi_nlp.atomic import atomic_write_json
 from tmi_nlp.attacks import ATTACKS, READS
-from tmi_nlp.attacks.dataset import confidence_statistic, dataset_p_value, held_out_scores
+from tmi_nlp.attacks.dataset import NULL, confidence_statistic, dataset_p_value, held_out_scores
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.loading import normalise
 from tmi_nlp.stages.prepare import open_run
@@ -55,8 +55,9 @@ def dataset_power(recipe: Recipe) -> dict:
     """
     run, recipe = open_run(recipe)
     a = recipe.attack
+    # "null" names the null's construction: a record made with an earlier one (per-text draws only) is recomputed.
     settings = {"statistic": _statistic_name(recipe), "sizes": list(a.dataset_sizes), "sets": a.dataset_sets,
-                "seed": recipe.run.seed}
+                "seed": recipe.run.seed, "null": NULL}
     path = run.root / "dataset" / f"{settings['statistic']}.json"
     if path.exists() and (old := json.loads(path.read_text()))["settings"] == settings:
         return old
