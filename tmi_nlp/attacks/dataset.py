@@ -77,7 +77,7 @@ def exchangeable_z(stat: np.ndarray, out: np.ndarray, victim_stat: np.ndarray,
 
 
 def model_level_variance(level: np.ndarray, residual: np.ndarray) -> float:
-    """Variance across models of a model-level level shared by all of a model's texts (method of moments).
+    """Variance across models of a level shared by all of a model's texts (method of moments).
 
     level [M]: each model's mean over its texts; residual [M, K]: the texts' deviations from it (nan where a text is
     not the model's). The spread of the means is the model-level variance plus each mean's own noise (the pooled
