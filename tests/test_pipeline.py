@@ -161,8 +161,9 @@ def test_same_recipe_and_seed_give_the_scores_they_gave_before_the_one_house_ref
         # (logistic regression: 1.1e-4 on an AVX2 CPU; every other attack is equal to the bit there).
         atol = 5e-3 if name == "svm" else 1e-3 if name in ("logistic", "knn", "sklearn_mlp") else 1e-6
         assert np.allclose(now, then, rtol=0, atol=atol), name
-        # The attack stage stored these scores from this run's own outputs.
-        assert np.isfinite(np.load(run.attack(name) / "scores.npy")).all()
+        # The attack stage stored the same call's scores on this run's own outputs.
+        own = run_attack(name, run.stacked(READS[name], 5), labels, recipe.attack, recipe.run.seed)
+        assert np.array_equal(np.load(run.attack(name) / "scores.npy"), own), name
 
 
 def test_a_copied_run_folder_reports_and_attacks_without_its_data(tiny, tmp_path, capsys):
