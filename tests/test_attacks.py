@@ -170,7 +170,7 @@ def test_loo_sets_exclude_the_victim():
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_paper", "shared_centred", "logistic", "mlp_calibrated",
-                                  "shared_calibrated", "shared_combined", "lira_shrunk"])
+                                  "shared_calibrated", "shared_combined", "shared_confidence", "lira_shrunk"])
 def test_victim_label_never_reaches_its_score(name):
     queries, labels = planted(num_models=6, num_points=10)
     args = AttackArguments(epochs=3, bootstrap=0)
@@ -182,7 +182,8 @@ def test_victim_label_never_reaches_its_score(name):
     assert not np.allclose(np.delete(scores, 3, 0), np.delete(scores_flipped, 3, 0))
 
 
-@pytest.mark.parametrize("name", ["mlp", "shared_centred", "mlp_calibrated", "shared_calibrated", "shared_combined"])
+@pytest.mark.parametrize("name", ["mlp", "shared_centred", "mlp_calibrated", "shared_calibrated", "shared_combined",
+                                  "shared_confidence"])
 def test_shuffled_label_control_is_chance(name):
     # 16 x 500 records: the AUC's standard error is ~0.006, so 0.02 is a 3-sigma band.
     queries, labels = planted(num_models=16, num_points=500, a=4, signal=1.0, seed=2)
@@ -344,6 +345,33 @@ def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(n
     if num_classes == 2:
         # phi = (z, -z) clipped to norm 1: past p ~ 0.67 only the label survives
         assert auc["mlp"] < 0.6 and auc["mlp_paper"] < 0.6
+
+
+def disagreeing(num_classes: int, num_models=16, num_points=200, a=8, shift=0.8, level=1.0, noise=0.5, seed=0):
+    """Each model predicts its own class for a point (as models do on out-of-domain text) with a confidence (top
+    logit over the rest) of 3, plus the point's difficulty, plus the model's level on every point (sd `level`),
+    plus `shift` for a member, plus per-query noise: membership shows only in the size of the confidence."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random((num_models, num_points)) < 0.5
+    top = rng.integers(0, num_classes, size=(num_models, num_points))
+    size = (3.0 + rng.normal(0, 0.3, size=(1, num_points, 1)) + level * rng.normal(size=(num_models, 1, 1))
+            + shift * labels[:, :, None] + noise * rng.normal(size=(num_models, num_points, a)))
+    z = np.zeros((num_models, num_points, a, num_classes))
+    np.put_along_axis(z, np.broadcast_to(top[:, :, None, None], z.shape[:3] + (1,)), size[..., None], axis=-1)
+    return (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_shared_confidence_reads_confidence_relative_to_the_models_level(num_classes):
+    queries, labels = disagreeing(num_classes)
+    auc = {name: membership_metrics(labels, run_attack(name, queries, labels, AttackArguments(), 0))["auc"]
+           for name in ("shared_calibrated", "lira_shrunk", "shared_confidence")}
+    # The model's level (sd 1) is shared by its 200 points, whose median measures it; less the level, the mean
+    # of 8 queries moves by 0.8 against sqrt(0.3^2 + 0.5^2 / 8) = 0.35 (the difficulty left to calibration):
+    # AUC >= Phi(0.8 / 0.35 / sqrt(2)) = 0.95. Reading one (model, point) alone, the level stays in the noise:
+    # 0.8 against sqrt(1 + 0.5^2 / 8) = 1.02, AUC <= Phi(0.8 / 1.02 / sqrt(2)) = 0.71.
+    assert auc["shared_confidence"] > 0.95
+    assert auc["shared_calibrated"] < 0.75 and auc["lira_shrunk"] < 0.75
 
 
 @pytest.mark.parametrize("attack", ["", "shared_calibrated"])

@@ -12,6 +12,12 @@ ICLR 2022): z = (score - mean_out) / sd_out, per point and class. The per-point 
 of a few shadows is noisy, so it is shrunk towards the mean over points (a prior worth
 `PRIOR_MODELS` models). Nothing is clipped. A shadow's own vector never enters the statistics
 that standardise it (leave-one-out), as it will not for the victim.
+
+On out-of-domain text the models disagree about the class (on SST-2 from scratch a point's logit varies
+4x more across OUT models than across points), and what membership moves is how confident a model is
+in whichever class it predicts: the signed class logits then carry it poorly. `shared_confidence`
+reads, besides, each query's top class logit relative to the model's median of it over the challenge
+points, standardised per point like the rest (docs/experiments.md measures each part).
 """
 
 import numpy as np
@@ -35,6 +41,15 @@ def class_logits(queries: np.ndarray) -> np.ndarray:
     return np.log(p) - np.log(np.maximum(others, EPS * EPS))
 
 
+def relative_confidence(f: np.ndarray) -> np.ndarray:
+    """[N, K, A, 1]: each query's top class logit (confidence in whichever class it predicts) less the model's
+    median of it over the K challenge points, per query: a model confident on every text alike carries a level
+    shared by all of its points, which its own points measure. Like RMIA's population, this uses that the
+    challenge points are each model's members at about the same rate, as the shadows' are."""
+    top = f.max(-1, keepdims=True)
+    return top - np.median(top, axis=1, keepdims=True)
+
+
 def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out mean and shrunk std [M, K, C] of the vectors f [M, K, A, C] of the models in `members`
     [M, K], for each model m without its own vectors (`own` [M, K]: m is in `members`)."""
@@ -54,15 +69,19 @@ def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> 
 
 
 def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,
-                        rng: np.random.Generator, with_llr: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        rng: np.random.Generator, with_llr: bool = False,
+                        with_confidence: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training sets of the calibrated attacks, one per distinct set of shadows (as `training_groups`).
 
     Returns X [T, M, K, A, 2C] (each shadow's z-scores, then (mean_in - mean_out) / sd_out of the point: the
     direction membership moves it), y [T, M, K], and the victims' X [V, K, A, 2C], standardised by all of
     their training's shadows. `with_llr` appends each class's Gaussian log likelihood ratio, IN against OUT
-    (3C features): the same statistics, with the IN side's own spread.
+    (3C features): the same statistics, with the IN side's own spread. `with_confidence` appends
+    `relative_confidence` to the C class logits before all of this (C + 1 columns where C is written).
     """
     f = class_logits(queries)  # [N, K, A, C]
+    if with_confidence:
+        f = np.concatenate([f, relative_confidence(f)], axis=-1)
     a = f.shape[2]
     train_roles, groups = training_groups(roles)
     t, m = train_roles.shadows.shape
@@ -113,9 +132,9 @@ def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackAr
 
 
 def _shared(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int, roles: Roles,
-            with_llr: bool) -> np.ndarray:
+            with_llr: bool, with_confidence: bool = False) -> np.ndarray:
     x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]),
-                                   with_llr)
+                                   with_llr, with_confidence)
     t, m, k, a, c2 = x.shape
     yt = np.broadcast_to(y[..., None], y.shape + (a,)).reshape(t, -1)
     settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
@@ -142,6 +161,15 @@ def shared_combined(queries: np.ndarray, labels: np.ndarray, args: AttackArgumen
     """`shared_calibrated` reading, besides, each class's per-point likelihood ratio of IN and OUT Gaussians
     (leave-one-out for the shadows, shrunk variances): the metaclassifier and the likelihood ratio in one."""
     return _shared(queries, labels, args, seed, roles, with_llr=True)
+
+
+@register("shared_confidence", trains_mlp=True)
+def shared_confidence(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                      roles: Roles) -> np.ndarray:
+    """`shared_calibrated` reading, besides, each query's confidence relative to the model's own level
+    (`relative_confidence`), standardised per point: for victims whose class on a text varies from model to
+    model and whose membership shows in how confident they are."""
+    return _shared(queries, labels, args, seed, roles, with_llr=False, with_confidence=True)
 
 
 def shrunk_gaussian(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
