@@ -17,9 +17,9 @@ from tmi_nlp.attacks import FAMILIES, run_attack
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
 
-ATTACKS = ("mlp,mlp_paper,shared_centred,mlp_calibrated,shared_calibrated,shared_combined,lira_shrunk,"
-           "lira_online,lira_online_global_var,lira_offline,rmia,rmia_offline,label_only,calibrated_confidence,"
-           "confidence,entropy,stability")
+ATTACKS = ("mlp,mlp_paper,shared_centred,mlp_calibrated,shared_calibrated,shared_combined,shared_confidence,"
+           "lira_shrunk,lira_online,lira_online_global_var,lira_offline,rmia,rmia_offline,label_only,"
+           "calibrated_confidence,confidence,entropy,stability")
 
 
 def main() -> None:
