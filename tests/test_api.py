@@ -32,7 +32,7 @@ def test_run_experiment_on_a_list_and_a_dataframe(tmp_path):
     frame = pd.DataFrame({"note": texts, "dept": np.asarray(labels, dtype=np.int64)})
     summary = run_experiment(pool=pool, downstream=frame, text_column="note", label_column="dept",
                              overrides=_overrides(tmp_path, "mine"), progress=False)
-    assert set(summary["attacks"]) == {"mlp", "shared_centred", "shared_combined", "lira_online"}
+    assert set(summary["attacks"]) == {"mlp", "shared_centred", "shared_confidence", "lira_online"}
     run = RunDir(tmp_path / "runs" / "mine")
     tokens = json.loads((run.data / "tokens.json").read_text())
     assert len(tokens["train"]) == 160 and tokens["num_labels"] == 8

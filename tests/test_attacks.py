@@ -338,10 +338,12 @@ def confident(num_classes: int, num_models=16, num_points=200, a=8, shift=0.8, n
 def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(num_classes):
     queries, labels = confident(num_classes)
     auc = {name: membership_metrics(labels, run_attack(name, queries, labels, AttackArguments(), 0))["auc"]
-           for name in ("mlp", "mlp_paper", "mlp_calibrated", "shared_calibrated", "shared_combined", "lira_shrunk")}
+           for name in ("mlp", "mlp_paper", "mlp_calibrated", "shared_calibrated", "shared_combined",
+                        "shared_confidence", "lira_shrunk")}
     # The mean of A = 8 queries moves by 0.8 against a noise of 0.5 / sqrt(8): d' = 4.5, so a per-point
     # threshold reaches AUC = Phi(4.5 / sqrt(2)) = 0.9993; 7-8 OUT shadows estimate each point's statistics.
-    assert min(auc[n] for n in ("mlp_calibrated", "shared_calibrated", "shared_combined", "lira_shrunk")) > 0.95
+    assert min(auc[n] for n in ("mlp_calibrated", "shared_calibrated", "shared_combined", "shared_confidence",
+                                "lira_shrunk")) > 0.95
     if num_classes == 2:
         # phi = (z, -z) clipped to norm 1: past p ~ 0.67 only the label survives
         assert auc["mlp"] < 0.6 and auc["mlp_paper"] < 0.6
@@ -374,7 +376,7 @@ def test_shared_confidence_reads_confidence_relative_to_the_models_level(num_cla
     assert auc["shared_calibrated"] < 0.75 and auc["lira_shrunk"] < 0.75
 
 
-@pytest.mark.parametrize("attack", ["", "shared_calibrated"])
+@pytest.mark.parametrize("attack", ["", "shared_confidence"])
 def test_dataset_p_values_are_uniform_for_unseen_sets_and_small_for_seen_ones(attack):
     from scipy.stats import kstest
 

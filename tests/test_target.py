@@ -65,7 +65,7 @@ def test_attack_a_callable_and_bad_shapes_are_named(zoo):
         return predict_proba(model, ids, tokenizer.pad_token_id)
 
     result = attack_target(recipe, predict, name="callable", fpr=0.25)
-    assert set(result["attacks"]) == {"mlp", "shared_centred", "shared_combined", "lira_online",
+    assert set(result["attacks"]) == {"mlp", "shared_centred", "shared_confidence", "lira_online",
                                       "calibrated_confidence"}
     # The target is model 1 behind a text interface: its unaugmented query (query 0) is model 1's own.
     answers = np.load(run.root / "targets" / "callable" / "queries.npy")

@@ -288,7 +288,7 @@ class QueryArguments:
         require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
 
 
-DEFAULT_METACLASSIFIERS = ("mlp", "shared_centred", "shared_combined")  # by measurement: docs/experiments.md
+DEFAULT_METACLASSIFIERS = ("mlp", "shared_centred", "shared_confidence")  # by measurement: docs/experiments.md
 DEFAULT_BASELINES = ("lira_online", "lira_online_global_var", "lira_offline", "lira_offline_global_var", "rmia",
                      "rmia_offline", "label_only", "calibrated_confidence", "confidence", "entropy", "stability",
                      "mlm_loss_lira")
@@ -317,7 +317,7 @@ class AttackArguments:
     shuffle_labels: bool = field(default=False, metadata={
         "help": "Control: shuffle the shadows' membership labels (AUC should be ~0.5)."})
     bootstrap: int = field(default=200, metadata={"help": "Bootstrap resamples for confidence intervals."})
-    dataset_statistic: str = field(default="shared_combined", metadata={
+    dataset_statistic: str = field(default="shared_confidence", metadata={
         "help": "Dataset-level inference (was this set of texts used?): the per-text statistic the set test "
                 "sums, an attack on the queries or 'confidence' (docs/RESULTS.md)."})
     dataset_sizes: list[int] = field(default_factory=lambda: [10, 50], metadata={
