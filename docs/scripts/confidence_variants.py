@@ -29,12 +29,12 @@ VARIANTS = {
     "class logits + sorted logits": lambda q: np.concatenate([LOGITS(q), np.sort(LOGITS(q), -1)[..., ::-1]], -1),
     "class logits + top logit": lambda q: np.concatenate([LOGITS(q), LOGITS(q).max(-1, keepdims=True)], -1),
     "class logits + top logit, median-centred (shared_confidence)":
-        lambda q: np.concatenate([LOGITS(q), centred(LOGITS(q).max(-1, keepdims=True))], -1),
+        lambda q: np.concatenate([LOGITS(q), calibrated.relative_confidence(LOGITS(q))], -1),
     "... + the top logit's spread over the queries (stability)": lambda q: np.concatenate(
-        [LOGITS(q), centred(LOGITS(q).max(-1, keepdims=True)),
+        [LOGITS(q), calibrated.relative_confidence(LOGITS(q)),
          np.broadcast_to(LOGITS(q).max(-1, keepdims=True).std(2, keepdims=True), q.shape[:3] + (1,))], -1),
     "top logit alone": lambda q: LOGITS(q).max(-1, keepdims=True),
-    "top logit alone, median-centred": lambda q: centred(LOGITS(q).max(-1, keepdims=True)),
+    "top logit alone, median-centred": lambda q: calibrated.relative_confidence(LOGITS(q)),
     "sorted logits, median-centred": lambda q: centred(np.sort(LOGITS(q), -1)[..., ::-1]),
 }
 

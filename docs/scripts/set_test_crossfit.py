@@ -15,7 +15,7 @@ import argparse
 import numpy as np
 
 from tmi_nlp.attacks import run_attack
-from tmi_nlp.attacks.dataset import dataset_p_value
+from tmi_nlp.attacks.dataset import dataset_p_value, held_out_scores
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.store import QUERIES, RunDir
 
@@ -37,12 +37,10 @@ def main() -> None:
 
     p = {way: {"members": [], "non_members": []} for way in ("half", "cross-fitted")}
     for v in range(n):
-        # The library's split of the other models (held_out_scores).
-        others = np.random.default_rng([seed, v]).permutation(np.delete(np.arange(n), v))
-        a, b = np.sort(others[:(len(others) + 1) // 2]), np.sort(others[(len(others) + 1) // 2:])
-        half = np.full(labels.shape, np.nan)
-        scored = np.concatenate([[v], b])
-        half[scored] = scores(scored, a)
+        # The library's scores: trained on half a of the other models, scoring the victim and the null half b.
+        half, b = held_out_scores(args.statistic, queries, labels, v, recipe.attack, seed)
+        others = np.delete(np.arange(n), v)
+        a = np.setdiff1d(others, b)
         cross = half.copy()
         cross[a] = scores(a, b)
         members, non_members = np.flatnonzero(labels[v]), np.flatnonzero(~labels[v])
@@ -50,7 +48,7 @@ def main() -> None:
             draw = [seed, v, args.size, s]
             sets = {"members": np.random.default_rng(draw + [0]).choice(members, args.size, replace=False),
                     "non_members": np.random.default_rng(draw + [1]).choice(non_members, args.size, replace=False)}
-            for way, stat, null in (("half", half, b), ("cross-fitted", cross, np.sort(others))):
+            for way, stat, null in (("half", half, b), ("cross-fitted", cross, others)):
                 for kind, texts in sets.items():
                     p[way][kind].append(dataset_p_value(stat, labels, v, null, texts)["p_value"])
     for way, values in p.items():
