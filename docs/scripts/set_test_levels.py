@@ -7,8 +7,9 @@ On a finished run, with the set test's statistic (`attack.dataset_statistic`, he
 centred z over their OUT texts, less its own noise (the model-level variance), and the pooled per-text
 variance; then, for member, non-member and shuffled-membership control sets drawn as the report draws
 them (5 per victim and size), the share of p-values below 0.01 / 0.05 under two nulls: per-text draws
-only (each text from a different OUT model: the null before 2026-12-02) and the library's (a model-level
-shift, Student's t over the null models, plus per-text residuals). `--centre` changes how each model's
+only (each text from a different OUT model: the null before 2026-12-02), the library's (a model-level
+shift, Student's t over the null models, plus per-text residuals), and the least favourable one (per-text
+residuals around level 0: a victim that memorised nothing). `--centre` changes how each model's
 z-scores are centred before both.
 """
 
@@ -21,6 +22,10 @@ from tmi_nlp.resolve import resolve
 from tmi_nlp.stages.dataset import _inputs, _statistic
 from tmi_nlp.stages.prepare import open_run
 from tmi_nlp.store import RunDir
+
+# The third null is the least favourable one: a victim that memorised none of its texts (level 0), whose
+# centred OUT texts then sit where a set of non-members of any victim that memorised some sits or above.
+NULLS = ("per-text draws", "+ model-level shift", "least favourable")
 
 CENTRES = {
     "mean": lambda z: np.nanmean(z, axis=-1, keepdims=True),
@@ -44,15 +49,16 @@ def p_values(stat, labels, victim, shadows, points, centre, draws=2000, seed=0):
     level = np.nanmean(z_null, axis=1)
     residual = z_null - level[:, None]
     tau2 = model_level_variance(level, residual)
-    per_text, model_level = np.zeros(draws), np.zeros(draws)
+    per_text, residuals = np.zeros(draws), np.zeros(draws)
     for k in usable:
         rows = np.flatnonzero(~np.isnan(z_null[:, k]))
         pick = rows[rng.integers(0, len(rows), draws)]
         per_text += z_null[pick, k] / len(usable)
-        model_level += residual[pick, k] / len(usable)
-    model_level += level.mean() + np.sqrt(tau2) * rng.standard_t(len(level) - 1, draws)
+        residuals += residual[pick, k] / len(usable)
+    model_level = residuals + level.mean() + np.sqrt(tau2) * rng.standard_t(len(level) - 1, draws)
     within = np.nanvar(residual)
-    return [(1 + np.sum(null >= observed)) / (draws + 1) for null in (per_text, model_level)], tau2, within
+    nulls = (per_text, model_level, residuals)
+    return [(1 + np.sum(null >= observed)) / (draws + 1) for null in nulls], tau2, within
 
 
 def main() -> None:
@@ -86,7 +92,7 @@ def main() -> None:
     print(f"\n{args.run}, centring: {args.centre}")
     print("texts  null                  members p<0.01  non-members p<0.05  control p<0.05")
     for size in sizes:
-        for j, name in enumerate(("per-text draws", "+ model-level shift")):
+        for j, name in enumerate(NULLS):
             m, n, c = (np.array(found[(size, k)])[:, j] for k in ("members", "non-members", "control"))
             print(f"{size:5d}  {name:20s}  {np.mean(m < 0.01):14.2f}  {np.mean(n < 0.05):18.2f}  "
                   f"{np.mean(c < 0.05):14.2f}")
