@@ -170,7 +170,8 @@ def test_loo_sets_exclude_the_victim():
 
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_paper", "shared_centred", "logistic", "mlp_calibrated",
-                                  "shared_calibrated", "shared_combined", "shared_confidence", "lira_shrunk"])
+                                  "shared_calibrated", "shared_combined", "shared_confidence", "shared_direction",
+                                  "lira_shrunk"])
 def test_victim_label_never_reaches_its_score(name):
     queries, labels = planted(num_models=6, num_points=10)
     args = AttackArguments(epochs=3, bootstrap=0)
@@ -183,7 +184,7 @@ def test_victim_label_never_reaches_its_score(name):
 
 
 @pytest.mark.parametrize("name", ["mlp", "shared_centred", "mlp_calibrated", "shared_calibrated", "shared_combined",
-                                  "shared_confidence"])
+                                  "shared_confidence", "shared_direction"])
 def test_shuffled_label_control_is_chance(name):
     # 16 x 500 records: the AUC's standard error is ~0.006, so 0.02 is a 3-sigma band.
     queries, labels = planted(num_models=16, num_points=500, a=4, signal=1.0, seed=2)
@@ -339,11 +340,11 @@ def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(n
     queries, labels = confident(num_classes)
     auc = {name: membership_metrics(labels, run_attack(name, queries, labels, AttackArguments(), 0))["auc"]
            for name in ("mlp", "mlp_paper", "mlp_calibrated", "shared_calibrated", "shared_combined",
-                        "shared_confidence", "lira_shrunk")}
+                        "shared_confidence", "shared_direction", "lira_shrunk")}
     # The mean of A = 8 queries moves by 0.8 against a noise of 0.5 / sqrt(8): d' = 4.5, so a per-point
     # threshold reaches AUC = Phi(4.5 / sqrt(2)) = 0.9993; 7-8 OUT shadows estimate each point's statistics.
     assert min(auc[n] for n in ("mlp_calibrated", "shared_calibrated", "shared_combined", "shared_confidence",
-                                "lira_shrunk")) > 0.95
+                                "shared_direction", "lira_shrunk")) > 0.95
     if num_classes == 2:
         # phi = (z, -z) clipped to norm 1: past p ~ 0.67 only the label survives
         assert auc["mlp"] < 0.6 and auc["mlp_paper"] < 0.6
@@ -374,6 +375,35 @@ def test_shared_confidence_reads_confidence_relative_to_the_models_level(num_cla
     # 0.8 against sqrt(1 + 0.5^2 / 8) = 1.02, AUC <= Phi(0.8 / 1.02 / sqrt(2)) = 0.71.
     assert auc["shared_confidence"] > 0.95
     assert auc["shared_calibrated"] < 0.75 and auc["lira_shrunk"] < 0.75
+
+
+def directed(num_classes: int, num_models=16, num_points=200, a=8, shift=2.0, push=0.3, noise=0.5, seed=0):
+    """Models disagree about a point's class (each sees it with its own logits, sd 1, around the point's, sd 1), and
+    membership moves each model's class logits by `shift` along a unit direction of its own (random), plus `push`
+    towards the class it predicts: a member effect whose mean over models is near zero but for the push."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random((num_models, num_points)) < 0.5
+    direction = rng.normal(size=(num_models, 1, 1, num_classes))
+    direction /= np.linalg.norm(direction, axis=-1, keepdims=True)
+    logits = rng.normal(size=(1, num_points, 1, num_classes)) + rng.normal(size=(num_models, num_points, 1,
+                                                                                 num_classes))
+    logits = logits + labels[:, :, None, None] * (shift * direction + push * np.eye(num_classes)[logits.argmax(-1)])
+    logits = logits + noise * rng.normal(size=(num_models, num_points, a, num_classes))
+    p = np.exp(logits - logits.max(-1, keepdims=True))
+    return (p / p.sum(-1, keepdims=True)).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_shared_direction_reads_each_models_own_direction_of_membership(num_classes):
+    queries, labels = directed(num_classes)
+    auc = {name: membership_metrics(labels, run_attack(name, queries, labels, AttackArguments(), 0))["auc"]
+           for name in ("shared_confidence", "shared_direction")}
+    # Knowing each model's direction, the member shift along it is 2 (+ the push) against the model's own view of
+    # the point, sd 1 along a unit vector, and the queries' 0.5 / sqrt(8): a threshold reaches at most about
+    # Phi(2 / 1.02 / sqrt(2)) = 0.92. Blind to the direction, a statistic sees members spread both ways around the
+    # OUT mean; measured 0.67-0.71 for shared_confidence (seeds 0-2), 0.76-0.84 for shared_direction.
+    assert auc["shared_direction"] > 0.74
+    assert auc["shared_direction"] > auc["shared_confidence"] + 0.05
 
 
 @pytest.mark.parametrize("attack", ["", "shared_confidence"])

@@ -50,6 +50,33 @@ def relative_confidence(f: np.ndarray) -> np.ndarray:
     return top - np.median(top, axis=1, keepdims=True)
 
 
+def model_direction(f: np.ndarray) -> np.ndarray:
+    """[N, C]: each model's own direction of membership in class-logit space, a unit vector read without membership.
+
+    On text outside the task, membership moves each model's class logits in a direction of its own (on SST-2 from
+    scratch the favoured class's member effect ranges from -1.9 to +1.5 logits by model, mean 0), which a
+    statistic shared across models averages away. Members are also more confident, so the direction is the one
+    whose class logits covary, over the model's challenge points, with its `relative_confidence` (each point's
+    mean over the A queries, less every model's mean on that point, so that the point's difficulty does not enter).
+    Like `relative_confidence`, it uses that the challenge points are each model's members at about the same rate."""
+    x = f.mean(2)
+    confidence = relative_confidence(f).mean(2)[..., 0]
+    x, confidence = x - x.mean(0, keepdims=True), confidence - confidence.mean(0, keepdims=True)
+    x, confidence = x - x.mean(1, keepdims=True), confidence - confidence.mean(1, keepdims=True)
+    direction = np.einsum("nkc,nk->nc", x, confidence)
+    return direction / np.maximum(np.linalg.norm(direction, axis=-1, keepdims=True), EPS)
+
+
+def _along(x: np.ndarray, direction: np.ndarray, columns: int, width: int) -> np.ndarray:
+    """x [..., M, K, A, 2C' or 3C'] (`_stack`'s, C' = `width`) with two columns more: the calibrated class logits
+    (the first C = `columns` z-scores) projected on each model's direction [M, C], less the model's median of it
+    over its points, and the point's IN-OUT direction projected alike. Projecting after the calibration keeps
+    each point's difficulty out."""
+    z = np.einsum("...mkac,mc->...mka", x[..., :columns], direction)[..., None]
+    d = np.einsum("...mkac,mc->...mka", x[..., width:width + columns], direction)[..., None]
+    return np.concatenate([x, z - np.median(z, axis=-3, keepdims=True), d], axis=-1)
+
+
 def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> tuple[np.ndarray, np.ndarray]:
     """Leave-one-out mean and shrunk std [M, K, C] of the vectors f [M, K, A, C] of the models in `members`
     [M, K], for each model m without its own vectors (`own` [M, K]: m is in `members`)."""
@@ -70,7 +97,8 @@ def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> 
 
 def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,
                         rng: np.random.Generator, with_llr: bool = False,
-                        with_confidence: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        with_confidence: bool = False,
+                        with_direction: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training sets of the calibrated attacks, one per distinct set of shadows (as `training_groups`).
 
     Returns X [T, M, K, A, 2C] (each shadow's z-scores, then (mean_in - mean_out) / sd_out of the point: the
@@ -78,8 +106,10 @@ def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, s
     their training's shadows. `with_llr` appends each class's Gaussian log likelihood ratio, IN against OUT
     (3C features): the same statistics, with the IN side's own spread. `with_confidence` appends
     `relative_confidence` to the C class logits before all of this (C + 1 columns where C is written).
+    `with_direction` appends, last, the calibrated class logits along each model's `model_direction` (`_along`).
     """
     f = class_logits(queries)  # [N, K, A, C]
+    columns, direction = f.shape[-1], model_direction(f) if with_direction else None
     if with_confidence:
         f = np.concatenate([f, relative_confidence(f)], axis=-1)
     a = f.shape[2]
@@ -88,16 +118,19 @@ def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, s
     lab = labels[train_roles.shadows]  # [T, M, K]
     if shuffle:
         lab = np.take_along_axis(lab, rng.random(lab.shape).argsort(axis=1), axis=1)
-    width = (3 if with_llr else 2) * f.shape[-1]
+    width = (3 if with_llr else 2) * f.shape[-1] + 2 * with_direction
     x_train, x_victim = [], np.empty((len(roles.victims),) + f.shape[1:-1] + (width,))
     for j in range(t):
         fs, is_in = f[train_roles.shadows[j]], lab[j]
         x_train.append(_stack(fs, loo_moments(fs, is_in, is_in, a), loo_moments(fs, ~is_in, ~is_in, a), with_llr))
+        if with_direction:
+            x_train[-1] = _along(x_train[-1], direction[train_roles.shadows[j]], columns, f.shape[-1])
         # The victims of this training: statistics of every shadow (no one to leave out).
         none = np.zeros_like(is_in)
         v_in, v_out = loo_moments(fs, is_in, none, a), loo_moments(fs, ~is_in, none, a)
         served = roles.victims[groups[j]]
-        x_victim[groups[j]] = _stack(f[served], [s[:1] for s in v_in], [s[:1] for s in v_out], with_llr)
+        x_served = _stack(f[served], [s[:1] for s in v_in], [s[:1] for s in v_out], with_llr)
+        x_victim[groups[j]] = _along(x_served, direction[served], columns, f.shape[-1]) if with_direction else x_served
     return np.stack(x_train).astype(np.float32), lab, x_victim.astype(np.float32)
 
 
@@ -132,9 +165,9 @@ def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackAr
 
 
 def _shared(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int, roles: Roles,
-            with_llr: bool, with_confidence: bool = False) -> np.ndarray:
+            with_llr: bool, with_confidence: bool = False, with_direction: bool = False) -> np.ndarray:
     x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]),
-                                   with_llr, with_confidence)
+                                   with_llr, with_confidence, with_direction)
     t, m, k, a, c2 = x.shape
     yt = np.broadcast_to(y[..., None], y.shape + (a,)).reshape(t, -1)
     settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
@@ -170,6 +203,15 @@ def shared_confidence(queries: np.ndarray, labels: np.ndarray, args: AttackArgum
     (`relative_confidence`), standardised per point: for victims whose class on a text varies from model to
     model and whose membership shows in how confident they are."""
     return _shared(queries, labels, args, seed, roles, with_llr=False, with_confidence=True)
+
+
+@register("shared_direction", trains_mlp=True)
+def shared_direction(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                     roles: Roles) -> np.ndarray:
+    """`shared_confidence` reading, besides, each query's class logits along the model's own direction of
+    membership (`model_direction`), after their calibration: for victims whose members move towards a class that
+    differs from model to model."""
+    return _shared(queries, labels, args, seed, roles, with_llr=False, with_confidence=True, with_direction=True)
 
 
 def shrunk_gaussian(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
