@@ -47,7 +47,7 @@ def main() -> None:
     parser.add_argument("--ref-pairs", type=int, default=64, help="(victim, point) pairs the reference loop trains")
     parser.add_argument("--attacks", default="lira_online,lira_shrunk,rmia,calibrated_confidence,shared_centred,mlp,"
                                              "mlp_paper,mlp_calibrated,shared_calibrated,shared_combined,shared_confidence,"
-                                             "shared_centred[torch],mlp[torch]",
+                                             "shared_direction,shared_centred[torch],mlp[torch]",
                         help="attack names; NAME[torch] trains the metaclassifiers with the batched torch code "
                              "instead of the C kernel")
     args = parser.parse_args()

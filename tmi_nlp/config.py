@@ -302,7 +302,8 @@ class AttackArguments:
                 "code's recipe exactly), logistic, knn, svm, sklearn_mlp, "
                 "shared_centred (one classifier across points on per-point centred features), or on calibrated "
                 "class logits that do not saturate on confident victims: mlp_calibrated, shared_calibrated, "
-                "shared_combined, shared_confidence (with each query's confidence relative to the model's level)."})
+                "shared_combined, shared_confidence (with each query's confidence relative to the model's level), "
+                "shared_direction (besides, the class logits along each model's own direction of membership)."})
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES), metadata={
         "help": "Attacks TMI is compared with, on the same models: lira_online, lira_offline (and "
                 "_global_var), rmia, rmia_offline, label_only, calibrated_confidence, confidence, entropy, "
