@@ -12,12 +12,10 @@ RUN/query_variants/. No training: the table isolates the queries from the victim
 import argparse
 
 import numpy as np
-import torch
 
 from tmi_nlp.atomic import atomic_save_npy
 from tmi_nlp.attacks import run_attack
 from tmi_nlp.callbacks import predict_proba, query_ids
-from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.models.finetune import load_finetuned
 from tmi_nlp.models.tokenizer import load_tokenizer
@@ -53,10 +51,9 @@ def main() -> None:
     parser.add_argument("--variants", default="delete:0.05:8,delete:0.05:32,mask:0.05:8,mask:0.15:8,mask:0.15:32")
     parser.add_argument("--attacks", default=ATTACKS)
     args = parser.parse_args()
-    torch.set_num_threads(2)
     run = RunDir(args.run)
     recipe = run.recipe()
-    labels = Plan.load(run.plan).labels()
+    labels = run.load_plan().labels()
     stored = np.asarray(run.stacked(QUERIES, recipe.run.num_models))
     q = recipe.query
     own = requery(run, q.augmentation, q.rate, q.num_queries)

@@ -10,7 +10,7 @@ them (5 per victim and size), the share of p-values below 0.01 / 0.05 under two 
 only (each text from a different OUT model: the null before 2026-12-02), the library's (a model-level
 shift, Student's t over the null models, plus per-text residuals), and the least favourable one (per-text
 residuals around level 0: a victim that memorised nothing). `--centre` changes how each model's
-z-scores are centred before both.
+z-scores are centred before all three.
 """
 
 import argparse

@@ -54,7 +54,7 @@ def model_direction(f: np.ndarray) -> np.ndarray:
     """[N, C]: each model's own direction of membership in class-logit space, a unit vector read without membership.
 
     On text outside the task, membership moves each model's class logits in a direction of its own (on SST-2 from
-    scratch the favoured class's member effect ranges from -1.9 to +1.5 logits by model, mean 0), which a
+    scratch the favoured class's calibrated member effect ranges from -1.9 to +1.5 sd by model, mean 0), which a
     statistic shared across models averages away. Members are also more confident, so the direction is the one
     whose class logits covary, over the model's challenge points, with its `relative_confidence` (each point's
     mean over the A queries, less every model's mean on that point, so that the point's difficulty does not enter).
