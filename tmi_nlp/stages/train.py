@@ -74,7 +74,10 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
         _require_pretrained(run, i, "signals")
         start = time.perf_counter()
         model = BertForMaskedLM.from_pretrained(run.pretrained(i), use_safetensors=True)
-        atomic_write_json(run.signal(i, "mlm_loss").with_suffix(".json"), {"masks": MASKS})
+        # A run killed after this record and before the losses resumes here: the record it left is not rewritten.
+        masks = run.signal(i, "mlm_loss").with_suffix(".json")
+        if not masks.exists() or json.loads(masks.read_text()) != {"masks": MASKS}:
+            atomic_write_json(masks, {"masks": MASKS})
         atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer))
         timings["signals_s"] = time.perf_counter() - start
         run.record_stage(i, "signals")
