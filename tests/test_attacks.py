@@ -461,3 +461,53 @@ def test_set_test_holds_its_level_when_models_memorise_by_different_amounts():
     assert np.mean(np.array(unseen) < 0.05) <= 0.13
     # Members of a model that memorised by 1.5 sd or more are told at p < 0.01.
     assert np.mean(np.array(seen)[strength[:, 0] > 1.5] < 0.01) > 0.9
+
+
+def test_reference_test_matches_the_exact_permutation_test_and_checks_its_sets():
+    """The sampled permutation p-value agrees with the one counted over every split of a small pair of sets."""
+    from itertools import combinations
+
+    from tmi_nlp.attacks.dataset import reference_p_value
+
+    scores = np.array([0.9, 0.7, 0.75, 0.2, 0.6, 0.5, 0.1, 0.8, 0.4])
+    points, reference = np.array([0, 1, 2]), np.array([3, 4, 5, 6])
+    pooled = scores[np.r_[points, reference]]
+    observed = pooled[:3].mean() - pooled[3:].mean()
+    splits = [pooled[list(c)].mean() - np.delete(pooled, list(c)).mean() for c in combinations(range(7), 3)]
+    exact = np.mean(np.array(splits) >= observed - 1e-12)  # 1 of 35 splits: the observed one is the largest
+    result = reference_p_value(scores, points, reference, draws=40000, seed=3)
+    # 40,000 draws: the sampled p has standard error sqrt(p (1 - p) / 40000) < 0.001 around the exact one.
+    assert abs(result["p_value"] - exact) < 0.004 and result["texts"] == 3 and result["reference_texts"] == 4
+    assert result["statistic"] == pytest.approx(observed)
+    with pytest.raises(ValueError, match="reference: 1 of its texts are also in the tested set"):
+        reference_p_value(scores, points, np.array([2, 3]))
+    with pytest.raises(ValueError, match="scores: nan"):
+        reference_p_value(np.where(np.arange(9) == 8, np.nan, scores), points, np.array([8]))
+
+
+def test_reference_test_holds_its_level_and_tells_members_whatever_each_models_level_and_spread():
+    """Each model has its own level on every text (sd 1), its own spread (x 0.5 to 2) and memorises by its own
+    amount s ~ U(0, 2). Against 50 of its known non-members, the level cancels and the spread is the model's own:
+    the mean difference of 50 against 50 texts has sd 0.2 x spread, so members of a model with s / spread > 1 sit
+    5 sd above the null and are told at p < 0.01 with probability Phi(5 - 2.33) > 0.99. No other model is read."""
+    from scipy.stats import kstest
+
+    from tmi_nlp.attacks.dataset import reference_p_value
+
+    rng = np.random.default_rng(0)
+    num_models, num_points = 48, 300
+    labels = rng.random((num_models, num_points)) < 0.5
+    strength, spread = rng.uniform(0, 2, (num_models, 1)), rng.uniform(0.5, 2, (num_models, 1))
+    stat = spread * rng.normal(size=(num_models, num_points)) + labels * strength + rng.normal(size=(num_models, 1))
+    seen, unseen = [], []
+    for v in range(num_models):
+        members, others = np.flatnonzero(labels[v]), np.flatnonzero(~labels[v])
+        reference = rng.choice(others, 100, replace=False)
+        seen.append(reference_p_value(stat[v], rng.choice(members, 50, replace=False), reference[:50],
+                                      seed=v)["p_value"])
+        unseen.append(reference_p_value(stat[v], reference[50:], reference[:50], seed=v)["p_value"])
+    told = (strength / spread)[:, 0] > 1
+    assert told.sum() >= 10 and np.mean(np.array(seen)[told] < 0.01) > 0.9
+    # Non-member sets against non-members: one p-value per victim, uniform (48 draws: 2.4 expected below 0.05, 7 or
+    # more with probability 0.01).
+    assert kstest(unseen, "uniform").pvalue > 0.01 and np.mean(np.array(unseen) < 0.05) <= 0.13

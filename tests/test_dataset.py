@@ -6,6 +6,7 @@ import numpy as np
 
 from tmi_nlp.cli import main
 from tmi_nlp.data.plan import Plan
+from tmi_nlp.report import dataset_table
 from tmi_nlp.stages import run_all
 from tmi_nlp.stages.dataset import dataset_power
 
@@ -19,7 +20,11 @@ def test_set_test_on_a_run_and_on_given_texts(tiny, tmp_path, capsys):
     row = record["sizes"]["4"]
     assert record["settings"]["statistic"] == "confidence"
     assert row["sets"] + record["untested_sets"].get("4", 0) == 10 * 2
-    assert all(0 <= row[k] <= 1 for k in row if k != "sets")
+    assert all(0 <= row[k] <= 1 for k in row if k not in ("sets", "reference_sets", "reference_texts"))
+    # The two-sample test, against every other non-member of the victim, was measured on the same sets.
+    assert row["reference_sets"] + record["untested_sets"].get("4 against a reference", 0) == 10 * 2
+    assert row["reference_sets"] >= 10 and row["reference_texts"] > 4
+    assert "vs reference" in dataset_table(record)
     assert "Was this set of texts used?" in (recipe.run_dir / "report" / "report.html").read_text()
     path = recipe.run_dir / "dataset" / "confidence.json"
     before = path.stat().st_mtime_ns
@@ -43,6 +48,23 @@ def test_set_test_on_a_run_and_on_given_texts(tiny, tmp_path, capsys):
     assert saw == plan.labels()[:, :6].sum(1).tolist()
     assert all(0 < float(line.split("p = ")[1].split()[0]) <= 1 for line in lines)
 
+    # Against a reference set: the two-sample test reads the attack stage's leave-one-out scores; the counts of
+    # members in both sets grade it, and the sets must not overlap.
+    reference = tmp_path / "reference.txt"
+    reference.write_text("\n".join(plan.pool[j] for j in plan.challenge[6:16]) + "\n")
+    assert main(["dataset", str(recipe.run_dir), "--texts", str(texts), "--reference", str(reference)]) == 0
+    out = capsys.readouterr().out
+    lines = [line for line in out.splitlines() if line.startswith("victim")]
+    assert "set of 6 texts against 10 reference texts known unused (two-sample)" in out and len(lines) == 10
+    saw = [int(line.split(", ")[1].split()[0]) for line in lines]
+    assert saw == plan.labels()[:, 6:16].sum(1).tolist()
+    assert all(0 < float(line.split("p = ")[1].split()[0]) <= 1 for line in lines)
+    reference.write_text(chosen[0] + "\n")
+    assert main(["dataset", str(recipe.run_dir), "--texts", str(texts), "--reference", str(reference)]) == 2
+    assert "reference: 1 of its texts are also in texts" in capsys.readouterr().err
+    assert main(["dataset", str(recipe.run_dir), "--reference", str(reference)]) == 2
+    assert "given without --texts" in capsys.readouterr().err
+
     texts.write_text("a text the run never queried\n")
     assert main(["dataset", str(recipe.run_dir), "--texts", str(texts)]) == 2
     err = capsys.readouterr().err
@@ -51,8 +73,6 @@ def test_set_test_on_a_run_and_on_given_texts(tiny, tmp_path, capsys):
 
 
 def test_a_set_test_that_rejects_too_many_non_member_sets_is_flagged():
-    from tmi_nlp.report import dataset_table
-
     row = {"sets": 80, "members_p_below_0.01": 0.9, "members_p_below_0.05": 0.9, "non_members_p_below_0.05": 0.05,
            "non_members_ks_p": 0.5, "control_p_below_0.05": 0.05, "control_ks_p": 0.5}
     record = {"settings": {"statistic": "shared_combined", "sets": 5}, "sizes": {"10": row}}

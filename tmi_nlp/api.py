@@ -97,11 +97,12 @@ def base_encoder(recipe: Recipe | None = None, overrides: list[str] | None = Non
 
 
 def dataset_inference(run_folder: str | Path, texts: list[str] | None = None,
-                      overrides: list[str] | None = None) -> dict:
+                      overrides: list[str] | None = None, reference: list[str] | None = None) -> dict:
     """Was this set of texts in a victim's pretraining data? On a finished run folder.
 
-    With `texts` (challenge texts of the run): one p-value per victim (H0: it saw none of them). Without: the
-    test's power and level on the run's own victims, per set size (`attack.dataset_sizes`).
+    With `texts` (challenge texts of the run): one p-value per victim (H0: it saw none of them); with `reference`
+    too (texts known unused, from the same distribution), the two-sample test against them. Without `texts`: both
+    tests' power and level on the run's own victims, per set size (`attack.dataset_sizes`).
     `overrides` set the test's fields (e.g. ["attack.dataset_statistic=confidence"]); the run's other fields
     must stay as they were.
     """
@@ -109,7 +110,9 @@ def dataset_inference(run_folder: str | Path, texts: list[str] | None = None,
     if overrides:
         recipe = recipe_from_dict(apply_overrides(recipe.to_dict(), overrides))
     recipe = resolve(recipe)
-    return dataset_test(recipe, texts) if texts is not None else dataset_power(recipe)
+    if reference is not None and texts is None:
+        raise ValueError("reference: given without texts; expected the candidate set to test against it")
+    return dataset_test(recipe, texts, reference) if texts is not None else dataset_power(recipe)
 
 
 def run_experiment(pool: Any = None, downstream: Any = None, recipe: Recipe | None = None,

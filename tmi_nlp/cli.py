@@ -5,7 +5,8 @@
     tmi-nlp base RECIPE.yaml                                train (once) the public base encoder of base.corpus
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
     tmi-nlp attack RUN_FOLDER --victims OTHER_RUN           this run's models attack another run's
-    tmi-nlp dataset RUN_FOLDER [--texts FILE]               was this set of texts used? a p-value per victim
+    tmi-nlp dataset RUN_FOLDER [--texts FILE [--reference FILE]]
+                                                            was this set of texts used? a p-value per victim
                                                             (without --texts: the set test's power on the run)
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
                                                             (or RUN/victims/OTHER result folders)
@@ -126,6 +127,9 @@ def main(argv: list[str] | None = None) -> int:
         if stage == "dataset":
             p.add_argument("--texts", help="file of candidate texts, one per line (challenge texts of the run): "
                                            "test the set against every victim")
+            p.add_argument("--reference", help="file of texts known unused, one per line (challenge texts of the "
+                                               "run, from the same distribution): test the set against them "
+                                               "(two-sample) instead of against the other models alone")
     comparison = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
     comparison.add_argument("runs", nargs="+", help="run folders")
     comparison.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
@@ -204,24 +208,35 @@ def _stage(args: argparse.Namespace, recipe: Recipe, start: float) -> None:
         print(summary_table(results))
     elif args.command == "attack":
         print(json.dumps(attack.attack(recipe), indent=2))
+    elif args.command == "dataset" and args.reference and not args.texts:
+        raise RecipeError(f"--reference {args.reference!r}: given without --texts; expected the candidate set to "
+                          f"test against it")
     elif args.command == "dataset" and args.texts:
-        result = dataset_test(recipe, _lines(args.texts))
-        print(f"set of {result['texts']} texts, statistic {result['statistic']}; H0: the victim saw none of them")
+        result = dataset_test(recipe, _lines(args.texts, "--texts"),
+                              _lines(args.reference, "--reference") if args.reference else None)
+        against = (f" against {result['reference_texts']} reference texts known unused (two-sample)"
+                   if args.reference else "")
+        print(f"set of {result['texts']} texts{against}, statistic {result['statistic']}; H0: the victim saw none "
+              f"of them")
         for v in result["victims"]:
-            print(f"victim {v['victim']:>3}: p = {v['p_value']:.4f}   (it saw {v['members']} of them)")
+            saw = f"it saw {v['members']} of them" + (f", {v['reference_members']} of the reference"
+                                                      if args.reference else "")
+            print(f"victim {v['victim']:>3}: p = {v['p_value']:.4f}   ({saw})")
     elif args.command == "dataset":
         print(dataset_table(dataset_power(recipe)))
     elif args.command == "report":
         _print_summary(recipe, report.report(recipe), time.perf_counter() - start)
 
 
-def _lines(path: str) -> list[str]:
+def _lines(path: str, option: str) -> list[str]:
     try:
         lines = [line.strip() for line in Path(path).read_text(encoding="utf-8").splitlines()]
     except UnicodeDecodeError as err:
-        raise RecipeError(f"--texts {path!r}: not UTF-8 text; expected one text per line") from err
+        raise RecipeError(f"{option} {path!r}: not UTF-8 text; expected one text per line") from err
+    except OSError as err:
+        raise RecipeError(f"{option} {path!r}: cannot be read ({err.strerror}); expected a file of texts") from err
     if not any(lines):
-        raise RecipeError(f"--texts {path!r}: no text; expected one text per line")
+        raise RecipeError(f"{option} {path!r}: no text; expected one text per line")
     return [line for line in lines if line]
 
 

@@ -324,6 +324,9 @@ class AttackArguments:
     dataset_sizes: list[int] = field(default_factory=lambda: [10, 50], metadata={
         "help": "Set sizes at which the report measures the set test's power on the run's victims; [] skips it."})
     dataset_sets: int = field(default=5, metadata={"help": "Sets per victim and size in that measurement."})
+    dataset_reference: int = field(default=0, metadata={
+        "help": "Known non-member texts per reference set in that measurement of the two-sample test (a set "
+                "against texts known unused); 0: every non-member challenge text of the victim outside the set."})
     backend: str = field(default="auto", metadata={
         "help": "What trains the MLP metaclassifiers: 'kernel' (the fused C kernel, built on first use with the "
                 "machine's C compiler), 'torch' (batched torch code, same algorithm, another dropout stream), "
@@ -345,6 +348,8 @@ class AttackArguments:
         require(all(isinstance(n, int) and n >= 2 for n in self.dataset_sizes), s, "dataset_sizes",
                 self.dataset_sizes, "a list of integers >= 2")
         require(self.dataset_sets >= 1, s, "dataset_sets", self.dataset_sets, "an integer >= 1")
+        require(isinstance(self.dataset_reference, int) and self.dataset_reference >= 0, s, "dataset_reference",
+                self.dataset_reference, "an integer >= 0")
 
     @property
     def names(self) -> list[str]:

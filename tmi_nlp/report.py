@@ -96,28 +96,47 @@ def summary_table(results: dict[str, dict], accuracy: dict | None = None, refere
 
 
 def dataset_warning(record: dict) -> str:
-    """Where the set test rejects clearly more than 5% of non-member sets at p < 0.05: its p-values are too small on
+    """Where a set test rejects clearly more than 5% of non-member sets at p < 0.05: its p-values are too small on
     this run. (Seen before the null drew a model-level shift, on zoos whose models memorise by different amounts;
     a guard for what the null may still miss.)"""
-    bad = {size: r["non_members_p_below_0.05"] for size, r in record["sizes"].items()
-           if r["sets"] >= 20 and r["non_members_p_below_0.05"] > 0.10}
+    bad = {f"{size}-text{' (against a reference)' if prefix else ''}": r[f"{prefix}non_members_p_below_0.05"]
+           for size, r in record["sizes"].items() for prefix, sets in (("", "sets"), ("reference_", "reference_sets"))
+           if r.get(sets, 0) >= 20 and r[f"{prefix}non_members_p_below_0.05"] > 0.10}
     if not bad:
         return ""
-    return ("WARNING: on this run the set test rejects " + ", ".join(f"{v:.0%} of {k}-text" for k, v in bad.items())
+    return ("WARNING: on this run the set test rejects " + ", ".join(f"{v:.0%} of {k}" for k, v in bad.items())
             + " non-member sets at p < 0.05 (expected 5%): its p-values are too small here and do not support a "
               "conclusion")
 
 
+# The two set tests, as the power record's key prefix and the tables' label.
+SET_TESTS = (("", "one-sample"), ("reference_", "vs reference"))
+
+
+def _set_test_rows(record: dict) -> list[tuple[str, str, dict]]:
+    """(set size, test label, that test's rates without the prefix) for every test the record measured."""
+    return [(size, label, {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)} | {
+                "reference_texts": r.get("reference_texts")})
+            for size, r in record["sizes"].items() for prefix, label in SET_TESTS
+            if f"{prefix}members_p_below_0.01" in r]
+
+
+def _reference_cell(label: str, rates: dict) -> str:
+    """How many known non-members the two-sample test compared with (mean over sets), or - for the one-sample."""
+    return "-" if label == "one-sample" else f"{rates['reference_texts']:.0f}"
+
+
 def dataset_table(record: dict) -> str:
-    """The set test's power and level (dataset/<statistic>.json) as a text table."""
-    lines = [f"set test on the run's victims, statistic {record['settings']['statistic']} "
-             f"({record['settings']['sets']} sets per victim and size)",
-             f"{'texts':>6} {'members p<0.01':>15} {'members p<0.05':>15} {'non-members p<0.05':>19} "
-             f"{'(KS p)':>7} {'control p<0.05':>15} {'(KS p)':>7}"]
-    for size, r in record["sizes"].items():
-        lines.append(f"{size:>6} {r['members_p_below_0.01']:>15.2f} {r['members_p_below_0.05']:>15.2f} "
-                     f"{r['non_members_p_below_0.05']:>19.2f} {r['non_members_ks_p']:>7.2f} "
-                     f"{r['control_p_below_0.05']:>15.2f} {r['control_ks_p']:>7.2f}")
+    """The set tests' power and level (dataset/<statistic>.json) as a text table."""
+    lines = [f"set tests on the run's victims, statistic {record['settings']['statistic']} "
+             f"({record['settings']['sets']} sets per victim and size; vs reference: against the victim's known "
+             f"non-members, as many as the reference column says)",
+             f"{'texts':>6} {'test':>13} {'reference':>9} {'members p<0.01':>15} {'members p<0.05':>15} "
+             f"{'non-members p<0.05':>19} {'(KS p)':>7} {'control p<0.05':>15} {'(KS p)':>7}"]
+    for size, label, r in _set_test_rows(record):
+        lines.append(f"{size:>6} {label:>13} {_reference_cell(label, r):>9} {r['members_p_below_0.01']:>15.2f} "
+                     f"{r['members_p_below_0.05']:>15.2f} {r['non_members_p_below_0.05']:>19.2f} "
+                     f"{r['non_members_ks_p']:>7.2f} {r['control_p_below_0.05']:>15.2f} {r['control_ks_p']:>7.2f}")
     return "\n".join(lines + ([dataset_warning(record)] if dataset_warning(record) else []))
 
 
@@ -162,20 +181,24 @@ def _other_zoos_html(other_zoos: dict[str, tuple[dict[str, dict], dict]]) -> str
 def _dataset_html(record: dict | None) -> str:
     if not record or not record["sizes"]:
         return ""
-    rows = "".join(f"<tr><td>{size}</td><td>{r['members_p_below_0.01']:.2f}</td><td>{r['members_p_below_0.05']:.2f}"
-                   f"</td><td>{r['non_members_p_below_0.05']:.2f} ({r['non_members_ks_p']:.2f})</td>"
+    rows = "".join(f"<tr><td>{size}</td><td>{label}</td>"
+                   f"<td>{_reference_cell(label, r)}</td>"
+                   f"<td>{r['members_p_below_0.01']:.2f}</td><td>{r['members_p_below_0.05']:.2f}</td>"
+                   f"<td>{r['non_members_p_below_0.05']:.2f} ({r['non_members_ks_p']:.2f})</td>"
                    f"<td>{r['control_p_below_0.05']:.2f} ({r['control_ks_p']:.2f})</td></tr>"
-                   for size, r in record["sizes"].items())
+                   for size, label, r in _set_test_rows(record))
     return (f"<h2>Was this set of texts used? (dataset-level inference)</h2><p>For each victim, sets of its member "
             f"texts and of its non-member texts are tested (H0: the victim saw none of them) on the per-text "
-            f"statistic <code>{html.escape(record['settings']['statistic'])}</code>, against a null built from "
-            f"other models only; {record['settings']['sets']} sets per victim and size. A calibrated test rejects "
-            f"about 5% of non-member sets at p &lt; 0.05, and as many when membership is shuffled (the control); "
-            f"KS p: the uniformity of those p-values. <code>tmi-nlp dataset RUN --texts FILE</code> tests your "
-            f"own set.</p><table><tr><th>texts per set</th><th>member sets p &lt; 0.01</th><th>member sets "
-            f"p &lt; 0.05</th><th>non-member sets p &lt; 0.05 (KS p)</th><th>control p &lt; 0.05 (KS p)</th></tr>"
-            f"{rows}</table>" + (f"<p><strong>{html.escape(dataset_warning(record))}</strong></p>"
-                                 if dataset_warning(record) else ""))
+            f"statistic <code>{html.escape(record['settings']['statistic'])}</code>, {record['settings']['sets']} "
+            f"sets per victim and size. One-sample: against a null built from other models only. Vs reference: "
+            f"two-sample, against a reference set of texts known unused (the victim's other non-members), with a "
+            f"permutation p-value. A calibrated test rejects about 5% of non-member sets at p &lt; 0.05, and as "
+            f"many when membership is shuffled (the control); KS p: the uniformity of those p-values. "
+            f"<code>tmi-nlp dataset RUN --texts FILE [--reference FILE]</code> tests your own set.</p><table><tr>"
+            f"<th>texts per set</th><th>test</th><th>reference texts</th><th>member sets p &lt; 0.01</th><th>member "
+            f"sets p &lt; 0.05</th><th>non-member sets p &lt; 0.05 (KS p)</th><th>control p &lt; 0.05 (KS p)</th>"
+            f"</tr>{rows}</table>" + (f"<p><strong>{html.escape(dataset_warning(record))}</strong></p>"
+                                      if dataset_warning(record) else ""))
 
 
 def report_html(title: str, facts: dict[str, str], results: dict[str, dict],

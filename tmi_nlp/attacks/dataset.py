@@ -14,13 +14,20 @@ every text of the set, the residual of one model that did *not* see it, standard
 other OUT models, as the victim's is (against as many of them). The p-value is the share of draws at
 least as large as the victim's statistic (with the +1 of a permutation test). A set of non-members
 then gets uniform p-values, which the tests and the shuffled-membership control check.
+
+With a reference set (`reference_p_value`: texts the auditor knows were not used, from the same
+distribution, e.g. written after the model), the test is two-sample instead, as in LLM dataset inference
+(Maini et al., NeurIPS 2024): the victim's mean score on the candidate set against its mean on the
+reference set, with a permutation p-value. It needs no null models, and what moves all of a victim's
+texts alike (how much it memorised, how confident it is) moves both sets and cancels: that shift is the
+widest part of the one-sample null.
 """
 
 import numpy as np
 
 from tmi_nlp.attacks import run_attack
 from tmi_nlp.attacks.calibrated import class_logits, loo_moments
-from tmi_nlp.attacks.features import Roles
+from tmi_nlp.attacks.features import MIN_STD, Roles
 from tmi_nlp.config import AttackArguments
 
 NULL = "model-level shift (Student's t) + per-text residuals"
@@ -35,6 +42,20 @@ def confidence_statistic(queries: np.ndarray) -> np.ndarray:
     logits = class_logits(queries)  # [N, K, A, C]
     index = np.broadcast_to(classes[None, :, None, None], logits.shape[:3] + (1,))
     return np.take_along_axis(logits, index, axis=-1)[..., 0].mean(-1)
+
+
+def relative_confidence(queries: np.ndarray) -> np.ndarray:
+    """[N, K]: each model's `confidence_statistic` on a text, standardised against every other model's on it.
+
+    The per-text score of "confidence" in the two-sample test: it reads no membership, and the standardisation
+    takes off how hard each text is, which would otherwise add its spread to both sets' means."""
+    stat = confidence_statistic(queries)
+    n = stat.shape[0]
+    if n < 3:
+        raise ValueError(f"queries: {n} models; expected at least 3 to standardise each against the others")
+    mean = (stat.sum(0) - stat) / (n - 1)
+    square = ((stat**2).sum(0) - stat**2) / (n - 1)
+    return (stat - mean) / np.sqrt(np.maximum(square - mean**2, 0) * (n - 1) / (n - 2) + MIN_STD**2)
 
 
 def held_out_scores(name: str, queries: np.ndarray, labels: np.ndarray, victim: int, args: AttackArguments,
@@ -125,3 +146,35 @@ def dataset_p_value(stat: np.ndarray, labels: np.ndarray, victim: int, shadows: 
         null += candidates[rng.integers(0, len(candidates), draws)] / len(usable)
     p = (1 + np.sum(null >= observed)) / (draws + 1)
     return {"statistic": observed, "p_value": float(p), "texts": int(len(usable))}
+
+
+def reference_p_value(scores: np.ndarray, points: np.ndarray, reference: np.ndarray, draws: int = 10000,
+                      seed: int = 0) -> dict:
+    """Test H0 "the texts `points` are no more the model's members than the known non-members `reference`".
+
+    scores [K]: one model's per-text scores, higher for members, from an attack its own membership did not
+    train (the attack stage's leave-one-out scores); `points`, `reference`: disjoint challenge-point indices.
+    The statistic is the difference of the two sets' mean scores; the p-value is a permutation test's (texts
+    reassigned between the sets at random, with the +1), exact when the candidate texts, if unseen, are drawn
+    from the same distribution as the reference. Returns the statistic, its p-value and both sets' sizes.
+    """
+    points, reference = np.asarray(points), np.asarray(reference)
+    if len(points) < 1 or len(reference) < 1:
+        raise ValueError(f"points, reference: {len(points)} and {len(reference)} texts; expected at least one in each")
+    if overlap := np.intersect1d(points, reference).size:
+        raise ValueError(f"reference: {overlap} of its texts are also in the tested set; expected known "
+                         f"non-members apart from the candidates")
+    pooled = np.asarray(scores, dtype=np.float64)[np.concatenate([points, reference])]
+    if np.isnan(pooled).any():
+        raise ValueError("scores: nan for a text of the sets; expected a score for every text tested")
+    n, total = len(points), pooled.sum()
+    observed = pooled[:n].mean() - pooled[n:].mean()
+    rng = np.random.default_rng(seed)
+    null = []
+    for start in range(0, draws, 1000):  # 1000 permutations at a time bounds the memory for large sets
+        keys = rng.random((min(1000, draws - start), len(pooled)))
+        drawn = pooled[np.argpartition(keys, n - 1, axis=1)[:, :n]].sum(1)  # the sum of a random n-subset
+        null.append(drawn / n - (total - drawn) / (len(pooled) - n))
+    # The tolerance keeps a permutation that reproduces the observed split from falling below it by rounding.
+    p = (1 + np.sum(np.concatenate(null) >= observed - 1e-12)) / (draws + 1)
+    return {"statistic": float(observed), "p_value": float(p), "texts": n, "reference_texts": len(reference)}

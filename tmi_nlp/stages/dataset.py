@@ -5,6 +5,8 @@
 
 The statistic is `attack.dataset_statistic`: an attack's scores (a half of the other models trains it and
 it scores the victim and the other half, the null), or "confidence", the victim's calibrated confidence.
+With a reference set of texts known unused, the test is two-sample (`reference_p_value`) and reads the
+victim's leave-one-out scores of the same attack, those of the attack stage (computed there if missing).
 Only the run folder is read; the power record is rewritten when its settings change.
 """
 
@@ -14,10 +16,19 @@ import numpy as np
 from scipy.stats import kstest
 
 from tmi_nlp.atomic import atomic_write_json
-from tmi_nlp.attacks import ATTACKS, READS
-from tmi_nlp.attacks.dataset import NULL, confidence_statistic, dataset_p_value, held_out_scores
+from tmi_nlp.attacks import ATTACKS, READS, run_attack
+from tmi_nlp.attacks.dataset import (
+    NULL,
+    confidence_statistic,
+    dataset_p_value,
+    held_out_scores,
+    reference_p_value,
+    relative_confidence,
+)
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.loading import normalise
+from tmi_nlp.data.plan import Plan
+from tmi_nlp.stages.attack import attack
 from tmi_nlp.stages.prepare import open_run
 from tmi_nlp.store import QUERIES, RunDir
 
@@ -40,24 +51,55 @@ def _statistic(recipe: Recipe, queries: np.ndarray, labels: np.ndarray, victim: 
     return held_out_scores(name, queries, labels, victim, recipe.attack, recipe.run.seed)
 
 
+def _reference_scores(run: RunDir, recipe: Recipe, queries: np.ndarray, labels: np.ndarray, stored: bool) -> np.ndarray:
+    """[N, K]: every model's per-text scores for the two-sample test, none from an attack its own membership
+    trained: the statistic's leave-one-out scores (with `stored`, the attack stage's, computed and kept there if
+    missing; else from `labels`, for the shuffled control), or `relative_confidence`, which reads no membership."""
+    name = _statistic_name(recipe)
+    if name == CONFIDENCE:
+        return relative_confidence(queries)
+    if not stored:
+        return run_attack(name, queries, labels, recipe.attack, recipe.run.seed)
+    attack(recipe, [name])
+    return np.load(run.attack(name) / "scores.npy")
+
+
 def _inputs(run: RunDir, recipe: Recipe) -> tuple[np.ndarray, np.ndarray]:
     n = recipe.run.num_models
     return np.asarray(run.stacked(QUERIES, n)), run.load_plan().labels()
 
 
+def _reference(rng: np.random.Generator, known: np.ndarray, size: int) -> np.ndarray | None:
+    """A reference set of `size` known non-members (all of them for 0), or None where too few are known."""
+    if size == 0:
+        return known
+    return np.sort(rng.choice(known, size, replace=False)) if len(known) >= size else None
+
+
+def _rates(p_values: dict[str, list[float]], prefix: str = "") -> dict:
+    members, non_members, control = (np.array(p_values[k]) for k in ("members", "non_members", "control"))
+    return {f"{prefix}members_p_below_0.01": float(np.mean(members < 0.01)),
+            f"{prefix}members_p_below_0.05": float(np.mean(members < 0.05)),
+            f"{prefix}non_members_p_below_0.05": float(np.mean(non_members < 0.05)),
+            f"{prefix}non_members_ks_p": float(kstest(non_members, "uniform").pvalue),
+            f"{prefix}control_p_below_0.05": float(np.mean(control < 0.05)),
+            f"{prefix}control_ks_p": float(kstest(control, "uniform").pvalue)}
+
+
 def dataset_power(recipe: Recipe) -> dict:
-    """Power and level of the set test on the run's own victims, per set size (`attack.dataset_sizes`).
+    """Power and level of both set tests on the run's own victims, per set size (`attack.dataset_sizes`).
 
     For every victim and size n, `attack.dataset_sets` sets of n of its members and as many of its
     non-members are tested, and, for the control, sets of its members once every model's membership is
-    shuffled across models. Returns and writes dataset/<statistic>.json; a finished record with the same settings is
-    read back instead.
+    shuffled across models: by the one-sample test, and by the two-sample test against a reference set of the
+    victim's other non-members (`attack.dataset_reference` of them, or all). Returns and writes
+    dataset/<statistic>.json; a finished record with the same settings is read back instead.
     """
     run, recipe = open_run(recipe)
     a = recipe.attack
     # "null" names the null's construction: a record made with an earlier one (per-text draws only) is recomputed.
     settings = {"statistic": _statistic_name(recipe), "sizes": list(a.dataset_sizes), "sets": a.dataset_sets,
-                "seed": recipe.run.seed, "null": NULL}
+                "seed": recipe.run.seed, "null": NULL, "reference": a.dataset_reference}
     path = run.root / "dataset" / f"{settings['statistic']}.json"
     if path.exists() and (old := json.loads(path.read_text()))["settings"] == settings:
         return old
@@ -65,7 +107,11 @@ def dataset_power(recipe: Recipe) -> dict:
     n = labels.shape[0]
     rng = np.random.default_rng([recipe.run.seed, 7])
     shuffled = np.take_along_axis(labels, rng.random(labels.shape).argsort(axis=0), axis=0)
+    scores, scores_shuffled = (_reference_scores(run, recipe, queries, x, stored) for x, stored in
+                               ((labels, True), (shuffled, False)))
     tests = {size: {"members": [], "non_members": [], "control": []} for size in a.dataset_sizes}
+    paired = {size: {"members": [], "non_members": [], "control": [], "reference_texts": []}
+              for size in a.dataset_sizes}
     untested: dict[str, int] = {}
     for v in range(n):
         stat, null = _statistic(recipe, queries, labels, v)
@@ -73,9 +119,10 @@ def dataset_power(recipe: Recipe) -> dict:
         # The control's member sets are the victim's members under the shuffled membership: sets that carry no
         # more of its true members than chance gives, so its p-values must be uniform.
         members, others, control = (np.flatnonzero(x) for x in (labels[v], ~labels[v], shuffled[v]))
-        for size, p in tests.items():
+        for size in a.dataset_sizes:
             if min(len(members), len(others), len(control)) < size:
                 continue
+            p, q = tests[size], paired[size]
             for s in range(a.dataset_sets):
                 seed = [recipe.run.seed, v, size, s]
                 pick, other_pick, control_pick = (np.random.default_rng(seed + [i]).choice(texts, size, replace=False)
@@ -86,44 +133,71 @@ def dataset_power(recipe: Recipe) -> dict:
                               dataset_p_value(stat, labels, v, null, other_pick)["p_value"])
                 except ValueError:  # no text of the set has three OUT null models: too few models to test it
                     untested[str(size)] = untested.get(str(size), 0) + 1
+                else:
+                    for key, p_value in zip(("members", "control", "non_members"), tested, strict=True):
+                        p[key].append(p_value)
+                draw = np.random.default_rng(seed + [3])
+                against = (_reference(draw, others, a.dataset_reference),
+                           _reference(draw, np.setdiff1d(others, other_pick), a.dataset_reference),
+                           _reference(draw, np.flatnonzero(~shuffled[v]), a.dataset_reference))
+                if any(x is None or not len(x) for x in against):
+                    untested[f"{size} against a reference"] = untested.get(f"{size} against a reference", 0) + 1
                     continue
-                for key, p_value in zip(("members", "control", "non_members"), tested, strict=True):
-                    p[key].append(p_value)
+                q["reference_texts"].append(len(against[0]))
+                for key, texts, ref, x in (("members", pick, against[0], scores[v]),
+                                           ("non_members", other_pick, against[1], scores[v]),
+                                           ("control", control_pick, against[2], scores_shuffled[v])):
+                    q[key].append(reference_p_value(x, texts, ref, seed=seed[1:])["p_value"])
     rows = {}
-    for size, p in tests.items():
-        if not p["members"]:
-            continue
-        members, non_members, control = (np.array(p[k]) for k in ("members", "non_members", "control"))
-        rows[str(size)] = {
-            "sets": len(members), "members_p_below_0.01": float(np.mean(members < 0.01)),
-            "members_p_below_0.05": float(np.mean(members < 0.05)),
-            "non_members_p_below_0.05": float(np.mean(non_members < 0.05)),
-            "non_members_ks_p": float(kstest(non_members, "uniform").pvalue),
-            "control_p_below_0.05": float(np.mean(control < 0.05)),
-            "control_ks_p": float(kstest(control, "uniform").pvalue)}
+    for size in a.dataset_sizes:
+        p, q = tests[size], paired[size]
+        row = {"sets": len(p["members"]), **(_rates(p) if p["members"] else {})}
+        if q["members"]:
+            row.update({"reference_sets": len(q["members"]), "reference_texts": float(np.mean(q["reference_texts"])),
+                        **_rates(q, "reference_")})
+        if p["members"] or q["members"]:
+            rows[str(size)] = row
     record = {"settings": settings, "sizes": rows, "untested_sets": untested}
     atomic_write_json(path, record)
     return record
 
 
-def dataset_test(recipe: Recipe, texts: list[str]) -> dict:
+def _match(plan: Plan, texts: list[str], name: str, run: RunDir) -> list[int]:
+    """Challenge-point indices of `texts` (matched as the models see them), refused unless every one is found."""
+    position = {normalise(plan.pool[j]): i for i, j in enumerate(plan.challenge)}
+    missing = [t for t in texts if normalise(t) not in position]
+    if missing:
+        raise RecipeError(f"{name}: {len(missing)} of {len(texts)} are not challenge texts of {run.root} (first: "
+                          f"{missing[0][:60]!r}); expected texts the run queried (data.challenge)")
+    return sorted({position[normalise(t)] for t in texts})
+
+
+def dataset_test(recipe: Recipe, texts: list[str], reference: list[str] | None = None) -> dict:
     """Test the candidate set `texts` (which must be challenge texts of the run) against every victim.
 
-    Returns {"texts": matched, "victims": [{"victim", "p_value", "statistic", "members"}, ...]}: "members" is how
-    many of the set the victim truly saw (known in a zoo of shadows; it grades the test and reaches nothing).
+    Without `reference`, the one-sample test; with it (texts known unused, challenge texts of the run too), the
+    two-sample test of the candidates against them. Returns {"texts", "statistic", "reference_texts",
+    "victims": [{"victim", "p_value", "statistic", "members", ...}, ...]}: "members" is how many of the set the
+    victim truly saw, and "reference_members" how many of the reference (known in a zoo of shadows; they grade the
+    test and reach nothing).
     """
     run, recipe = open_run(recipe)
     plan = run.load_plan()
-    position = {normalise(plan.pool[j]): i for i, j in enumerate(plan.challenge)}
-    matched = sorted({position[t] for t in map(normalise, texts) if t in position})
-    missing = [t for t in texts if normalise(t) not in position]
-    if missing:
-        raise RecipeError(f"texts: {len(missing)} of {len(texts)} are not challenge texts of {run.root} (first: "
-                          f"{missing[0][:60]!r}); expected texts the run queried (data.challenge)")
+    matched = _match(plan, texts, "texts", run)
+    against = _match(plan, reference, "reference", run) if reference is not None else None
+    if against is not None and (both := len(set(matched) & set(against))):
+        raise RecipeError(f"reference: {both} of its texts are also in texts; expected known non-members apart "
+                          f"from the candidates")
     queries, labels = _inputs(run, recipe)
+    scores = _reference_scores(run, recipe, queries, labels, stored=True) if against is not None else None
     victims = []
     for v in range(labels.shape[0]):
-        stat, null = _statistic(recipe, queries, labels, v)
-        result = dataset_p_value(stat, labels, v, null, np.array(matched), seed=recipe.run.seed)
+        if against is None:
+            stat, null = _statistic(recipe, queries, labels, v)
+            result = dataset_p_value(stat, labels, v, null, np.array(matched), seed=recipe.run.seed)
+        else:
+            result = {**reference_p_value(scores[v], np.array(matched), np.array(against), seed=recipe.run.seed),
+                      "reference_members": int(labels[v, against].sum())}
         victims.append({"victim": v, **result, "members": int(labels[v, matched].sum())})
-    return {"texts": len(matched), "statistic": _statistic_name(recipe), "victims": victims}
+    return {"texts": len(matched), "statistic": _statistic_name(recipe),
+            "reference_texts": len(against) if against is not None else 0, "victims": victims}
