@@ -140,19 +140,21 @@ def dataset_power(recipe: Recipe) -> dict:
                 against = (_reference(draw, others, a.dataset_reference),
                            _reference(draw, np.setdiff1d(others, other_pick), a.dataset_reference),
                            _reference(draw, np.flatnonzero(~shuffled[v]), a.dataset_reference))
-                if any(x is None or not len(x) for x in against):
-                    untested[f"{size} against a reference"] = untested.get(f"{size} against a reference", 0) + 1
-                    continue
-                q["reference_texts"].append(len(against[0]))
                 for key, texts, ref, x in (("members", pick, against[0], scores[v]),
                                            ("non_members", other_pick, against[1], scores[v]),
                                            ("control", control_pick, against[2], scores_shuffled[v])):
+                    if ref is None or not len(ref):  # fewer known non-members than the reference asks for
+                        untested[f"{size} {key} against a reference"] = \
+                            untested.get(f"{size} {key} against a reference", 0) + 1
+                        continue
                     q[key].append(reference_p_value(x, texts, ref, seed=seed[1:])["p_value"])
+                    if key == "members":
+                        q["reference_texts"].append(len(ref))
     rows = {}
     for size in a.dataset_sizes:
         p, q = tests[size], paired[size]
         row = {"sets": len(p["members"]), **(_rates(p) if p["members"] else {})}
-        if q["members"]:
+        if all(q[k] for k in ("members", "non_members", "control")):
             row.update({"reference_sets": len(q["members"]), "reference_texts": float(np.mean(q["reference_texts"])),
                         **_rates(q, "reference_")})
         if p["members"] or q["members"]:

@@ -37,7 +37,8 @@ EXECUTION_FIELDS = {("run", "workers"), ("run", "pretrained_from"), ("run", "nam
                     # Which attacks run: each writes its own attacks/<name>/, so more can be added later.
                     ("attack", "metaclassifiers"), ("attack", "baselines"),
                     # The set test's record names its settings and is redone when they change.
-                    ("attack", "dataset_statistic"), ("attack", "dataset_sizes"), ("attack", "dataset_sets")}
+                    ("attack", "dataset_statistic"), ("attack", "dataset_sizes"), ("attack", "dataset_sets"),
+                    ("attack", "dataset_reference")}
 # The data fields the plan depends on.
 POOL_FIELDS = ("pool", "pool_text_column", "pool_split", "challenge", "challenge_text_column", "known_pool_of",
                "known_fraction", "pool_size", "pool_chunk_words")
