@@ -115,10 +115,15 @@ SET_TESTS = (("", "one-sample"), ("reference_", "vs reference"))
 
 def _set_test_rows(record: dict) -> list[tuple[str, str, dict]]:
     """(set size, test label, that test's rates without the prefix) for every test the record measured."""
-    return [(size, label, {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)} | {
-                "reference_texts": r.get("reference_texts")})
+    return [(size, label, {"control_p_below_0.05": None, "control_ks_p": None, "reference_texts": r.get(
+                "reference_texts")} | {k[len(prefix):]: v for k, v in r.items() if k.startswith(prefix)})
             for size, r in record["sizes"].items() for prefix, label in SET_TESTS
             if f"{prefix}members_p_below_0.01" in r]
+
+
+def _rate(value: float | None) -> str:
+    """A share or a p-value, or - where the test does not measure it (the two-sample test has no shuffled control)."""
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _reference_cell(label: str, rates: dict) -> str:
@@ -130,13 +135,15 @@ def dataset_table(record: dict) -> str:
     """The set tests' power and level (dataset/<statistic>.json) as a text table."""
     lines = [f"set tests on the run's victims, statistic {record['settings']['statistic']} "
              f"({record['settings']['sets']} sets per victim and size; vs reference: against the victim's known "
-             f"non-members, as many as the reference column says)",
+             f"non-members, as many as the reference column says; its null is the non-member sets, the shuffled "
+             f"control does not apply to it)",
              f"{'texts':>6} {'test':>13} {'reference':>9} {'members p<0.01':>15} {'members p<0.05':>15} "
              f"{'non-members p<0.05':>19} {'(KS p)':>7} {'control p<0.05':>15} {'(KS p)':>7}"]
     for size, label, r in _set_test_rows(record):
         lines.append(f"{size:>6} {label:>13} {_reference_cell(label, r):>9} {r['members_p_below_0.01']:>15.2f} "
                      f"{r['members_p_below_0.05']:>15.2f} {r['non_members_p_below_0.05']:>19.2f} "
-                     f"{r['non_members_ks_p']:>7.2f} {r['control_p_below_0.05']:>15.2f} {r['control_ks_p']:>7.2f}")
+                     f"{r['non_members_ks_p']:>7.2f} {_rate(r['control_p_below_0.05']):>15} "
+                     f"{_rate(r['control_ks_p']):>7}")
     return "\n".join(lines + ([dataset_warning(record)] if dataset_warning(record) else []))
 
 
@@ -185,15 +192,16 @@ def _dataset_html(record: dict | None) -> str:
                    f"<td>{_reference_cell(label, r)}</td>"
                    f"<td>{r['members_p_below_0.01']:.2f}</td><td>{r['members_p_below_0.05']:.2f}</td>"
                    f"<td>{r['non_members_p_below_0.05']:.2f} ({r['non_members_ks_p']:.2f})</td>"
-                   f"<td>{r['control_p_below_0.05']:.2f} ({r['control_ks_p']:.2f})</td></tr>"
+                   f"<td>{_rate(r['control_p_below_0.05'])} ({_rate(r['control_ks_p'])})</td></tr>"
                    for size, label, r in _set_test_rows(record))
     return (f"<h2>Was this set of texts used? (dataset-level inference)</h2><p>For each victim, sets of its member "
             f"texts and of its non-member texts are tested (H0: the victim saw none of them) on the per-text "
             f"statistic <code>{html.escape(record['settings']['statistic'])}</code>, {record['settings']['sets']} "
             f"sets per victim and size. One-sample: against a null built from other models only. Vs reference: "
             f"two-sample, against a reference set of texts known unused (the victim's other non-members), with a "
-            f"permutation p-value. A calibrated test rejects about 5% of non-member sets at p &lt; 0.05, and as "
-            f"many when membership is shuffled (the control); KS p: the uniformity of those p-values. "
+            f"permutation p-value. A calibrated test rejects about 5% of non-member sets at p &lt; 0.05, and the "
+            f"one-sample test as many when membership is shuffled (the control, which does not apply to the "
+            f"two-sample test); KS p: the uniformity of those p-values. "
             f"<code>tmi-nlp dataset RUN --texts FILE [--reference FILE]</code> tests your own set.</p><table><tr>"
             f"<th>texts per set</th><th>test</th><th>reference texts</th><th>member sets p &lt; 0.01</th><th>member "
             f"sets p &lt; 0.05</th><th>non-member sets p &lt; 0.05 (KS p)</th><th>control p &lt; 0.05 (KS p)</th>"
