@@ -31,6 +31,8 @@ from tmi_nlp.attacks.features import MIN_STD, Roles
 from tmi_nlp.config import AttackArguments
 
 NULL = "model-level shift (Student's t) + per-text residuals"
+# How the two-sample test is measured; in the power record's settings, so a record of another version is redone.
+REFERENCE_TEST = "permutation of the victim's leave-one-out scores; null: non-member sets"
 
 
 def confidence_statistic(queries: np.ndarray) -> np.ndarray:

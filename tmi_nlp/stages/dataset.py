@@ -19,6 +19,7 @@ from tmi_nlp.atomic import atomic_write_json
 from tmi_nlp.attacks import ATTACKS, READS
 from tmi_nlp.attacks.dataset import (
     NULL,
+    REFERENCE_TEST,
     confidence_statistic,
     dataset_p_value,
     held_out_scores,
@@ -100,7 +101,8 @@ def dataset_power(recipe: Recipe) -> dict:
     a = recipe.attack
     # "null" names the null's construction: a record made with an earlier one (per-text draws only) is recomputed.
     settings = {"statistic": _statistic_name(recipe), "sizes": list(a.dataset_sizes), "sets": a.dataset_sets,
-                "seed": recipe.run.seed, "null": NULL, "reference": a.dataset_reference}
+                "seed": recipe.run.seed, "null": NULL, "reference": a.dataset_reference,
+                "reference_test": REFERENCE_TEST}
     path = run.root / "dataset" / f"{settings['statistic']}.json"
     if path.exists() and (old := json.loads(path.read_text()))["settings"] == settings:
         return old
