@@ -84,3 +84,32 @@ def test_candidates_must_match_num_points(tiny, tmp_path):
     path.write_text("\n".join(synthetic_pool(5, seed=1)) + "\n")
     with pytest.raises(DataError, match="run.num_points = 16: data.challenge has 5"):
         prepare(tiny(data={"challenge": str(path)}))
+
+
+def test_a_set_against_a_reference_for_a_model_not_trained_here(zoo, tmp_path, capsys):
+    """The auditor's question on a released model: its members among the candidates against texts it never saw."""
+    from tmi_nlp.api import dataset_inference
+
+    recipe, candidates = zoo
+    run = RunDir(recipe.run_dir)
+    target = tmp_path / "target"
+    shutil.copytree(run.finetuned(0), target)
+    for f in run.tokenizer.iterdir():
+        shutil.copy(f, target / f.name)
+    seen = run.load_plan().labels()[0]
+    texts, reference = tmp_path / "texts.txt", tmp_path / "reference.txt"
+    texts.write_text("\n".join(c for c, s in zip(candidates, seen, strict=True) if s) + "\n")
+    reference.write_text("\n".join(c for c, s in zip(candidates, seen, strict=True) if not s) + "\n")
+    args = ["dataset", str(run.root), "--texts", str(texts), "--reference", str(reference), "--target", str(target)]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert f"set of {seen.sum()} texts against {(~seen).sum()} reference texts" in out
+    p = float(out.split("p = ")[1].split()[0])
+    assert 0 < p <= 1
+    # The same test from the API, on the scores the CLI stored (targets/target/<statistic>/).
+    result = dataset_inference(run.root, texts=texts.read_text().split("\n")[:-1],
+                               reference=reference.read_text().split("\n")[:-1], target=str(target))
+    assert result["p_value"] == pytest.approx(p, abs=1e-4) and result["statistic"] == "shared_confidence"
+    assert (run.root / "targets" / "target" / "shared_confidence" / "scores.npy").exists()
+    assert main(["dataset", str(run.root), "--texts", str(texts), "--target", str(target)]) == 2
+    assert "given without --texts and --reference" in capsys.readouterr().err

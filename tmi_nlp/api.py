@@ -30,7 +30,8 @@ from tmi_nlp.data.loading import DataError
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import run_all
 from tmi_nlp.stages.base import base_info, build_base
-from tmi_nlp.stages.dataset import dataset_power, dataset_test
+from tmi_nlp.stages.dataset import dataset_power, dataset_test, target_set_test
+from tmi_nlp.stages.target import Predict, load_target
 from tmi_nlp.store import RunDir
 
 
@@ -97,12 +98,14 @@ def base_encoder(recipe: Recipe | None = None, overrides: list[str] | None = Non
 
 
 def dataset_inference(run_folder: str | Path, texts: list[str] | None = None,
-                      overrides: list[str] | None = None, reference: list[str] | None = None) -> dict:
+                      overrides: list[str] | None = None, reference: list[str] | None = None,
+                      target: str | Path | Predict | None = None) -> dict:
     """Was this set of texts in a victim's pretraining data? On a finished run folder.
 
     With `texts` (challenge texts of the run): one p-value per victim (H0: it saw none of them); with `reference`
-    too (texts known unused, from the same distribution), the two-sample test against them. Without `texts`: both
-    tests' power and level on the run's own victims, per set size (`attack.dataset_sizes`).
+    too (texts known unused, from the same distribution), the two-sample test against them; with `target` too (a
+    classifier's folder or Hub id, or a function texts -> probabilities), one p-value for that model instead.
+    Without `texts`: both tests' power and level on the run's own victims, per set size (`attack.dataset_sizes`).
     `overrides` set the test's fields (e.g. ["attack.dataset_statistic=confidence"]); the run's other fields
     must stay as they were.
     """
@@ -112,6 +115,11 @@ def dataset_inference(run_folder: str | Path, texts: list[str] | None = None,
     recipe = resolve(recipe)
     if reference is not None and texts is None:
         raise ValueError("reference: given without texts; expected the candidate set to test against it")
+    if target is not None:
+        if texts is None or reference is None:
+            raise ValueError("target: given without texts and reference; expected the candidate set and texts "
+                             "known unused to test it against")
+        return target_set_test(recipe, target if callable(target) else load_target(target), texts, reference)
     return dataset_test(recipe, texts, reference) if texts is not None else dataset_power(recipe)
 
 

@@ -5,8 +5,9 @@
     tmi-nlp base RECIPE.yaml                                train (once) the public base encoder of base.corpus
     tmi-nlp prepare|pretrain|finetune|attack|report RECIPE.yaml|RUN_FOLDER
     tmi-nlp attack RUN_FOLDER --victims OTHER_RUN           this run's models attack another run's
-    tmi-nlp dataset RUN_FOLDER [--texts FILE [--reference FILE]]
-                                                            was this set of texts used? a p-value per victim
+    tmi-nlp dataset RUN_FOLDER [--texts FILE [--reference FILE [--target MODEL]]]
+                                                            was this set of texts used? a p-value per victim,
+                                                            or for a model tmi-nlp did not train
                                                             (without --texts: the set test's power on the run)
     tmi-nlp compare RUN_FOLDER... [--attacks a,b] [--output DIR]  a table and overlaid ROC across runs
                                                             (or RUN/victims/OTHER result folders)
@@ -31,7 +32,7 @@ from tmi_nlp.resolve import resolve
 from tmi_nlp.stages import attack, prepare, report, run_all, train
 from tmi_nlp.stages.base import base_info, build_base
 from tmi_nlp.stages.compare import compare
-from tmi_nlp.stages.dataset import dataset_power, dataset_test
+from tmi_nlp.stages.dataset import dataset_power, dataset_test, target_set_test
 from tmi_nlp.stages.target import attack_target, load_target
 from tmi_nlp.stages.train import WorkerError
 from tmi_nlp.stages.victims import attack_victims
@@ -130,6 +131,9 @@ def main(argv: list[str] | None = None) -> int:
             p.add_argument("--reference", help="file of texts known unused, one per line (challenge texts of the "
                                                "run, from the same distribution): test the set against them "
                                                "(two-sample) instead of against the other models alone")
+            p.add_argument("--target", help="test the set against this finetuned classifier (local folder or Hub "
+                                            "id) instead of the run's victims; needs --texts and --reference")
+            p.add_argument("--name", default="target", help="with --target: its scores go to RUN/targets/NAME/")
     comparison = sub.add_parser("compare", help="a table and an overlaid ROC across finished runs")
     comparison.add_argument("runs", nargs="+", help="run folders")
     comparison.add_argument("--attacks", default="mlp,shared_centred,lira_online,mlm_loss_lira",
@@ -211,6 +215,15 @@ def _stage(args: argparse.Namespace, recipe: Recipe, start: float) -> None:
     elif args.command == "dataset" and args.reference and not args.texts:
         raise RecipeError(f"--reference {args.reference!r}: given without --texts; expected the candidate set to "
                           f"test against it")
+    elif args.command == "dataset" and args.target:
+        if not (args.texts and args.reference):
+            raise RecipeError(f"--target {args.target!r}: given without --texts and --reference; expected the "
+                              f"candidate set and texts known unused to test it against")
+        result = target_set_test(recipe, load_target(args.target), _lines(args.texts, "--texts"),
+                                 _lines(args.reference, "--reference"), name=args.name)
+        print(f"set of {result['texts']} texts against {result['reference_texts']} reference texts known unused "
+              f"(two-sample), statistic {result['statistic']}; H0: {args.target} saw none of them")
+        print(f"p = {result['p_value']:.4f}   (mean score difference {result['mean_difference']:+.4f})")
     elif args.command == "dataset" and args.texts:
         result = dataset_test(recipe, _lines(args.texts, "--texts"),
                               _lines(args.reference, "--reference") if args.reference else None)

@@ -2,6 +2,7 @@
 
     power of the test on the run's own victims   -> dataset/<statistic>.json
     a given set of candidate texts               -> printed and returned, one p-value per victim
+    a given set against a model not trained here -> printed and returned, one p-value (two-sample)
 
 The statistic is `attack.dataset_statistic`: an attack's scores (a half of the other models trains it and
 it scores the victim and the other half, the null), or "confidence", the victim's calibrated confidence.
@@ -31,6 +32,7 @@ from tmi_nlp.data.loading import normalise
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.stages.attack import attack
 from tmi_nlp.stages.prepare import open_run
+from tmi_nlp.stages.target import Predict, attack_target
 from tmi_nlp.store import QUERIES, RunDir
 
 CONFIDENCE = "confidence"
@@ -204,3 +206,29 @@ def dataset_test(recipe: Recipe, texts: list[str], reference: list[str] | None =
         victims.append({"victim": v, **result, "members": int(labels[v, matched].sum())})
     return {"texts": len(matched), "statistic": _statistic_name(recipe),
             "reference_texts": len(against) if against is not None else 0, "victims": victims}
+
+
+def target_set_test(recipe: Recipe, predict: Predict, texts: list[str], reference: list[str],
+                    name: str = "target") -> dict:
+    """Was the set `texts` in the pretraining data of a model tmi-nlp did not train (`predict`, as `attack_target`
+    takes it)? The two-sample test of the candidates against `reference`, texts known unused (both challenge texts
+    of the run), on the target's scores by the attack `attack.dataset_statistic` trained on all the run's models
+    (`attack_target`; kept under targets/<name>/). The one-sample test is not offered: its null needs models scored
+    as the victim is, and the shadows' scores come from attacks trained on their own zoo.
+    """
+    run, recipe = open_run(recipe)
+    statistic = _statistic_name(recipe)
+    if statistic == CONFIDENCE:
+        raise RecipeError(f"attack.dataset_statistic = {CONFIDENCE!r}: a target is tested on an attack's scores; "
+                          f"expected an attack on the queries (e.g. shared_confidence)")
+    plan = run.load_plan()
+    matched, against = _match(plan, texts, "texts", run), _match(plan, reference, "reference", run)
+    if both := len(set(matched) & set(against)):
+        raise RecipeError(f"reference: {both} of its texts are also in texts; expected known non-members apart "
+                          f"from the candidates")
+    attack_target(recipe, predict, name=name, attacks=[statistic])
+    scores = np.load(run.root / "targets" / name / statistic / "scores.npy")[0]
+    result = reference_p_value(scores, np.array(matched), np.array(against), seed=recipe.run.seed)
+    return {"target": name, "statistic": statistic, "texts": result["texts"],
+            "reference_texts": result["reference_texts"], "p_value": result["p_value"],
+            "mean_difference": result["statistic"]}
