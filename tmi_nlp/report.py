@@ -126,6 +126,12 @@ def _rate(value: float | None) -> str:
     return "-" if value is None else f"{value:.2f}"
 
 
+def _control_cell(rates: dict) -> str:
+    if rates["control_p_below_0.05"] is None:
+        return "-"
+    return f"{rates['control_p_below_0.05']:.2f} ({rates['control_ks_p']:.2f})"
+
+
 def _reference_cell(label: str, rates: dict) -> str:
     """How many known non-members the two-sample test compared with (mean over sets), or - for the one-sample."""
     return "-" if label == "one-sample" else f"{rates['reference_texts']:.0f}"
@@ -192,7 +198,7 @@ def _dataset_html(record: dict | None) -> str:
                    f"<td>{_reference_cell(label, r)}</td>"
                    f"<td>{r['members_p_below_0.01']:.2f}</td><td>{r['members_p_below_0.05']:.2f}</td>"
                    f"<td>{r['non_members_p_below_0.05']:.2f} ({r['non_members_ks_p']:.2f})</td>"
-                   f"<td>{_rate(r['control_p_below_0.05'])} ({_rate(r['control_ks_p'])})</td></tr>"
+                   f"<td>{_control_cell(r)}</td></tr>"
                    for size, label, r in _set_test_rows(record))
     return (f"<h2>Was this set of texts used? (dataset-level inference)</h2><p>For each victim, sets of its member "
             f"texts and of its non-member texts are tested (H0: the victim saw none of them) on the per-text "
