@@ -46,7 +46,7 @@ def confidence_statistic(queries: np.ndarray) -> np.ndarray:
     return np.take_along_axis(logits, index, axis=-1)[..., 0].mean(-1)
 
 
-def relative_confidence(queries: np.ndarray) -> np.ndarray:
+def standardised_confidence(queries: np.ndarray) -> np.ndarray:
     """[N, K]: each model's `confidence_statistic` on a text, standardised against every other model's on it.
 
     The per-text score of "confidence" in the two-sample test: it reads no membership, and the standardisation

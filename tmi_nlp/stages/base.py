@@ -86,8 +86,8 @@ def _train_base(recipe: Recipe, corpus: list[str], folder: Path) -> None:
     tokenizer = train_wordpiece(train, recipe.tokenizer.vocab_size)
     encode = lambda texts: tokenizer(texts, truncation=True, max_length=recipe.model.max_length)["input_ids"]  # noqa: E731
     train_ids = encode(train)
-    # Seeded here: the Trainer seeds only after the model exists, so an unseeded init took whatever state the
-    # process's random generators were left in (two runs of one recipe gave held-out losses 4.47 and 4.77).
+    # Seeded here: the Trainer seeds only after the model exists, and torch's initial seed is random per process,
+    # so an unseeded init differed from run to run (docs/experiments.md: bases of one recipe read 4.44 to 5.14).
     set_seed(args.seed)
     model = BertForMaskedLMSparse(bert_config(recipe.model, tokenizer))
     with atomic_dir(folder) as tmp:

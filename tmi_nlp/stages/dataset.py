@@ -25,7 +25,7 @@ from tmi_nlp.attacks.dataset import (
     dataset_p_value,
     held_out_scores,
     reference_p_value,
-    relative_confidence,
+    standardised_confidence,
 )
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.loading import normalise
@@ -57,10 +57,10 @@ def _statistic(recipe: Recipe, queries: np.ndarray, labels: np.ndarray, victim: 
 def _reference_scores(run: RunDir, recipe: Recipe, queries: np.ndarray) -> np.ndarray:
     """[N, K]: every model's per-text scores for the two-sample test, none from an attack its own membership
     trained: the statistic's leave-one-out scores (the attack stage's, computed and kept there if missing), or
-    `relative_confidence`, which reads no membership."""
+    `standardised_confidence`, which reads no membership."""
     name = _statistic_name(recipe)
     if name == CONFIDENCE:
-        return relative_confidence(queries)
+        return standardised_confidence(queries)
     attack(recipe, [name])
     return np.load(run.attack(name) / "scores.npy")
 
