@@ -6,6 +6,7 @@ On the stored query tensors and attack scores of RUN (finished by `tmi-nlp attac
 
 1. Each victim's stored scores normalised over its own challenge points (rank, z-score): a pooled AUC mixes victims
    whose attack outputs sit on different scales (one metaclassifier per victim). Label-free, so any attack may do it.
+   With the victims that put the most members above the pooled threshold at 1% FPR.
 2. Model x point calibration: each model's relative confidence (top class logit, mean over the queries, less the
    model's median) z-scored per point against the OUT shadows, less the part explained by the first k point factors
    of the shadows' matrix (member effect removed with their labels): what a model's confidence on similar texts
@@ -77,6 +78,11 @@ def main() -> None:
         s = np.load(f"{args.run}/attacks/{name}/scores.npy")
         variants = (s, s.argsort(1).argsort(1), (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True))
         print(f"   {name:24s} " + " | ".join(figure(labels, v) for v in variants))
+        above = s > np.quantile(s[~labels], 0.99)
+        members = (above & labels).sum(1)
+        top = np.argsort(-members)[:5]
+        print(f"   {'':24s} at 1% FPR: {members.sum()} members above, from victims {top.tolist()} "
+              f"{members[top].tolist()} (their non-members above: {(above & ~labels).sum(1)[top].tolist()})")
     f = class_logits(np.asarray(run.stacked(QUERIES, run.recipe().run.num_models)))
     confidence = relative_confidence(f)[..., 0]  # [N, K, A]
     print("2. relative confidence, per-point z-score less k point factors")
