@@ -6,7 +6,8 @@ On the stored query tensors and attack scores of RUN (finished by `tmi-nlp attac
 
 1. Each victim's stored scores normalised over its own challenge points (rank, z-score): a pooled AUC mixes victims
    whose attack outputs sit on different scales (one metaclassifier per victim). Label-free, so any attack may do it.
-   With the victims that put the most members above the pooled threshold at 1% FPR.
+   With the victims that put the most members above the pooled threshold at 1% FPR, and every attack's AUC on the
+   five that do so for `--tail`.
 2. Model x point calibration: each model's relative confidence (top class logit, mean over the queries, less the
    model's median) z-scored per point against the OUT shadows, less the part explained by the first k point factors
    of the shadows' matrix (member effect removed with their labels): what a model's confidence on similar texts
@@ -18,6 +19,7 @@ On the stored query tensors and attack scores of RUN (finished by `tmi-nlp attac
 import argparse
 
 import numpy as np
+from sklearn.metrics import roc_auc_score
 
 from tmi_nlp.attacks.baselines import log_normal
 from tmi_nlp.attacks.calibrated import class_logits, model_direction, relative_confidence, shrunk_gaussian
@@ -70,12 +72,13 @@ def main() -> None:
     parser.add_argument("run")
     parser.add_argument("--attacks", default="shared_confidence,shared_direction,entropy,stability,"
                         "lira_offline_global_var")
+    parser.add_argument("--tail", default="stability", help="the attack whose 1% FPR tail victims are compared")
     args = parser.parse_args()
     run = RunDir(args.run)
     labels = Plan.load(run.plan).labels().astype(bool)
     print("AUC (TPR at 0.1% / 1% FPR)\n1. stored scores normalised per victim: raw | rank | z-score")
-    for name in args.attacks.split(","):
-        s = np.load(f"{args.run}/attacks/{name}/scores.npy")
+    stored = {name: np.load(f"{args.run}/attacks/{name}/scores.npy") for name in args.attacks.split(",")}
+    for name, s in stored.items():
         variants = (s, s.argsort(1).argsort(1), (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True))
         print(f"   {name:24s} " + " | ".join(figure(labels, v) for v in variants))
         above = s > np.quantile(s[~labels], 0.99)
@@ -83,6 +86,10 @@ def main() -> None:
         top = np.argsort(-members)[:5]
         print(f"   {'':24s} at 1% FPR: {members.sum()} members above, from victims {top.tolist()} "
               f"{members[top].tolist()} (their non-members above: {(above & ~labels).sum(1)[top].tolist()})")
+    tail = np.argsort(-((stored[args.tail] > np.quantile(stored[args.tail][~labels], 0.99)) & labels).sum(1))[:5]
+    print(f"   per-victim AUC on {args.tail}'s five tail victims {tail.tolist()}:")
+    for name, s in stored.items():
+        print(f"   {name:24s} " + ", ".join(f"{roc_auc_score(labels[v], s[v]):.3f}" for v in tail))
     f = class_logits(np.asarray(run.stacked(QUERIES, run.recipe().run.num_models)))
     confidence = relative_confidence(f)[..., 0]  # [N, K, A]
     print("2. relative confidence, per-point z-score less k point factors")
