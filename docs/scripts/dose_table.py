@@ -18,12 +18,13 @@ def cell(m: dict) -> str:
 
 
 def main() -> None:
-    tmi = ["mlp", "shared_centred", "mlp_calibrated", "shared_calibrated"]
+    summaries = [(folder, json.loads((folder / "report" / "metrics.json").read_text()))
+                 for folder in map(Path, sys.argv[1:])]
+    tmi = list(dict.fromkeys(name for _, s in summaries for name, m in s["attacks"].items() if m["family"] == "tmi"))
     print("| run | dose E | victims' accuracy (TF-IDF+LR) | white-box MLM-loss LiRA AUC (TPR@0.1% / 1%) | "
           + " | ".join(f"{name} AUC (TPR@0.1% / 1%)" for name in tmi) + " | best baseline |")
     print("|" + "---|" * (5 + len(tmi)))
-    for folder in map(Path, sys.argv[1:]):
-        s = json.loads((folder / "report" / "metrics.json").read_text())
+    for folder, s in summaries:
         a, ref = s["attacks"], s.get("reference_accuracy") or {}
         baselines = {k: v for k, v in a.items() if v["family"] in ("shadow", "shadow-free")}
         best = max(baselines, key=lambda k: baselines[k]["auc"])
