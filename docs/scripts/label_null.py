@@ -1,0 +1,42 @@
+"""Is an AUC below 0.5 chance? Each attack on a run's stored outputs with random membership labels (docs/RESULTS.md).
+
+    python docs/scripts/label_null.py RUN [--attacks shared_confidence,shared_centred] [--draws 20]
+
+The outputs are the run's; the labels are drawn independently (p = 1/2 per model and point), as the plan draws the
+true ones, so each draw's AUC is what the attack reads from outputs that carry no membership at all, with every
+correlation of the real outputs (points, models, queries) kept. Prints the AUC with the true labels next to the
+random draws' mean, spread and range, and the share of draws at or below it.
+"""
+
+import argparse
+
+import numpy as np
+
+from tmi_nlp.attacks import run_attack
+from tmi_nlp.metrics import membership_metrics
+from tmi_nlp.store import QUERIES, RunDir
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("run")
+    parser.add_argument("--attacks", default="shared_confidence,shared_centred")
+    parser.add_argument("--draws", type=int, default=20)
+    args = parser.parse_args()
+    run = RunDir(args.run)
+    recipe = run.recipe()
+    queries, labels = np.asarray(run.stacked(QUERIES, recipe.run.num_models)), run.load_plan().labels()
+    for name in args.attacks.split(","):
+        real = membership_metrics(labels, run_attack(name, queries, labels, recipe.attack, 0))["auc"]
+        null = []
+        for draw in range(args.draws):
+            fake = np.random.default_rng([7, draw]).random(labels.shape) < 0.5
+            null.append(membership_metrics(fake, run_attack(name, queries, fake, recipe.attack, 0))["auc"])
+        null = np.array(null)
+        print(f"{name}: true labels {real:.3f}; random labels mean {null.mean():.3f}, sd {null.std(ddof=1):.3f}, "
+              f"range [{null.min():.3f}, {null.max():.3f}]; share at or below the true {np.mean(null <= real):.2f}",
+              flush=True)
+
+
+if __name__ == "__main__":
+    main()
