@@ -23,7 +23,6 @@ from sklearn.metrics import roc_auc_score
 
 from tmi_nlp.attacks.baselines import log_normal
 from tmi_nlp.attacks.calibrated import class_logits, model_direction, relative_confidence, shrunk_gaussian
-from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
 
@@ -75,9 +74,9 @@ def main() -> None:
     parser.add_argument("--tail", default="stability", help="the attack whose 1% FPR tail victims are compared")
     args = parser.parse_args()
     run = RunDir(args.run)
-    labels = Plan.load(run.plan).labels().astype(bool)
+    labels = run.load_plan().labels().astype(bool)
     print("AUC (TPR at 0.1% / 1% FPR)\n1. stored scores normalised per victim: raw | rank | z-score")
-    stored = {name: np.load(f"{args.run}/attacks/{name}/scores.npy") for name in args.attacks.split(",")}
+    stored = {name: np.load(run.attack(name) / "scores.npy") for name in args.attacks.split(",")}
     for name, s in stored.items():
         variants = (s, s.argsort(1).argsort(1), (s - s.mean(1, keepdims=True)) / s.std(1, keepdims=True))
         print(f"   {name:24s} " + " | ".join(figure(labels, v) for v in variants))
