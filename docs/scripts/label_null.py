@@ -1,13 +1,21 @@
 """Is an AUC below 0.5 chance? Each attack on a run's stored outputs with random membership labels (docs/RESULTS.md).
 
-    python docs/scripts/label_null.py RUN [--attacks shared_confidence,shared_centred] [--draws 20]
+    python docs/scripts/label_null.py RUN [--attacks shared_confidence,shared_centred] [--draws 20] [--splits 3]
 
 The outputs are the run's; the labels are drawn independently (p = 1/2 per model and point), as the plan draws the
 true ones, so each draw's AUC is what the attack reads from outputs that carry no membership at all, with every
-correlation of the real outputs (points, models, queries) kept. Prints the AUC with the true labels next to the
-random draws' mean, spread and range, and the share of draws at or below it; then the same attack's mean AUC within a
-point (the models that trained on the text against those that did not, averaged over the points): below 0.5 with
-random labels too, where it can only come from how the attack is trained (leave-one-out), not from membership.
+correlation of the real outputs (points, models, queries) kept. Per attack, three lines:
+
+- leave-one-out (as `tmi-nlp attack` scores): the AUC with the true labels next to the random draws' mean, spread and
+  range, the share of draws at or below it, and the mean of the per-victim AUCs (a model-level offset correlated
+  with how many members a victim has moves the pooled AUC, not these);
+- disjoint halves: the models split at random into two halves, each half's models the shadows of the other's
+  victims, so that no victim's label or output reaches its own shadows (`--splits` splits, and the random-label
+  null of the first split);
+- within a point: the mean AUC across the models at one point (those that trained on the text against those that
+  did not). With random labels it is below 0.5 under both roles, because the victims at one point are graded
+  against references built from the other victims' labels there (leave-one-out: one fewer of the victim's own
+  group; halves: the other half's labels), so it is a diagnostic, not a bias of the pooled figure.
 """
 
 import argparse
@@ -16,6 +24,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from tmi_nlp.attacks import run_attack
+from tmi_nlp.attacks.features import Roles
+from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
 
@@ -26,11 +36,32 @@ def within_point_auc(labels: np.ndarray, scores: np.ndarray) -> float:
     return float(np.mean([roc_auc_score(labels[:, k], scores[:, k]) for k in mixed]))
 
 
+def per_victim_auc(labels: np.ndarray, scores: np.ndarray) -> float:
+    return float(np.mean([roc_auc_score(y, s) for y, s in zip(labels, scores, strict=True)]))
+
+
+def halves_scores(name: str, queries: np.ndarray, labels: np.ndarray, args: AttackArguments,
+                  split: int) -> np.ndarray:
+    """Scores [N, K] with each random half of the models the shadows of the other half."""
+    order = np.random.default_rng([11, split]).permutation(len(labels))
+    first, second = order[: len(order) // 2], order[len(order) // 2:]
+    scores = np.empty(labels.shape)
+    for shadows, victims in ((first, second), (second, first)):
+        roles = Roles(victims, np.tile(shadows, (len(victims), 1)))
+        scores[victims] = run_attack(name, queries, labels, args, 0, roles)
+    return scores
+
+
+def random_labels(shape: tuple[int, int], draw: int) -> np.ndarray:
+    return np.random.default_rng([7, draw]).random(shape) < 0.5
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("run")
     parser.add_argument("--attacks", default="shared_confidence,shared_centred")
     parser.add_argument("--draws", type=int, default=20)
+    parser.add_argument("--splits", type=int, default=3)
     args = parser.parse_args()
     run = RunDir(args.run)
     recipe = run.recipe()
@@ -38,16 +69,31 @@ def main() -> None:
     for name in args.attacks.split(","):
         scores = run_attack(name, queries, labels, recipe.attack, 0)
         real, real_within = membership_metrics(labels, scores)["auc"], within_point_auc(labels, scores)
+        real_victim = per_victim_auc(labels, scores)
         null, null_within = [], []
         for draw in range(args.draws):
-            fake = np.random.default_rng([7, draw]).random(labels.shape) < 0.5
+            fake = random_labels(labels.shape, draw)
             scores = run_attack(name, queries, fake, recipe.attack, 0)
             null.append(membership_metrics(fake, scores)["auc"])
             null_within.append(within_point_auc(fake, scores))
         null = np.array(null)
-        print(f"{name}: true labels {real:.3f}; random labels mean {null.mean():.3f}, sd {null.std(ddof=1):.3f}, "
-              f"range [{null.min():.3f}, {null.max():.3f}]; share at or below the true {np.mean(null <= real):.2f}; "
-              f"within a point {real_within:.3f} (random labels {np.mean(null_within):.3f})", flush=True)
+        halves = [halves_scores(name, queries, labels, recipe.attack, split) for split in range(args.splits)]
+        halves_null = []
+        for draw in range(min(args.draws, 5)):
+            fake = random_labels(labels.shape, draw)
+            scores = halves_scores(name, queries, fake, recipe.attack, 0)
+            halves_null.append((membership_metrics(fake, scores)["auc"], within_point_auc(fake, scores)))
+        halves_null = np.array(halves_null)
+        halves_auc = ", ".join(f"{membership_metrics(labels, s)['auc']:.3f}" for s in halves)
+        print(f"{name}\n  leave-one-out: true labels {real:.3f} (mean per victim {real_victim:.3f}); "
+              f"random labels mean {null.mean():.3f}, sd {null.std(ddof=1):.3f}, range [{null.min():.3f}, "
+              f"{null.max():.3f}]; share at or below the true {np.mean(null <= real):.2f}\n"
+              f"  disjoint halves: true labels {halves_auc} (mean per victim "
+              f"{np.mean([per_victim_auc(labels, s) for s in halves]):.3f}); random labels mean "
+              f"{halves_null[:, 0].mean():.3f}, sd {halves_null[:, 0].std(ddof=1):.3f} ({len(halves_null)} draws)\n"
+              f"  within a point: leave-one-out {real_within:.3f} (random labels {np.mean(null_within):.3f}); "
+              f"halves {np.mean([within_point_auc(labels, s) for s in halves]):.3f} "
+              f"(random labels {halves_null[:, 1].mean():.3f})", flush=True)
 
 
 if __name__ == "__main__":
