@@ -4,7 +4,10 @@
 
 The outputs are the run's; the labels are drawn independently (p = 1/2 per model and point), as the plan draws the
 true ones, so each draw's AUC is what the attack reads from outputs that carry no membership at all, with every
-correlation of the real outputs (points, models, queries) kept. Per attack, three lines:
+correlation of the real outputs (points, models, queries) kept. First, for the run: whether the member effects of
+two disjoint halves of the zoo agree point by point (the correlation over points of each half's IN-less-OUT mean of
+the phi-score of the class most models predict, averaged over the queries; mean over 200 random splits, with the
+true labels and, for its spread, with random labels). Then per attack, three lines:
 
 - leave-one-out (as `tmi-nlp attack` scores): the AUC with the true labels next to the random draws' mean, spread and
   range, the share of draws at or below it, and the mean of the per-victim AUCs (a model-level offset correlated
@@ -24,7 +27,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from tmi_nlp.attacks import run_attack
-from tmi_nlp.attacks.features import Roles
+from tmi_nlp.attacks.baselines import class_column, predicted_class
+from tmi_nlp.attacks.features import Roles, phi
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
@@ -52,6 +56,25 @@ def halves_scores(name: str, queries: np.ndarray, labels: np.ndarray, args: Atta
     return scores
 
 
+def halves_effect_correlation(queries: np.ndarray, labels: np.ndarray, splits: int = 200) -> float:
+    """Mean over random splits of the correlation over points between the two halves' member effects."""
+    classes = predicted_class(queries)
+    majority = np.array([np.bincount(classes[:, k], minlength=queries.shape[-1]).argmax()
+                         for k in range(queries.shape[1])])
+    x = phi(class_column(queries, majority)).mean(-1)  # [N, K]
+
+    def effect(rows: np.ndarray) -> np.ndarray:
+        y, v = labels[rows], x[rows]
+        return (v * y).sum(0) / np.maximum(y.sum(0), 1) - (v * ~y).sum(0) / np.maximum((~y).sum(0), 1)
+
+    correlations = []
+    for split in range(splits):
+        order = np.random.default_rng([13, split]).permutation(len(labels))
+        half = len(order) // 2
+        correlations.append(np.corrcoef(effect(order[:half]), effect(order[half:]))[0, 1])
+    return float(np.mean(correlations))
+
+
 def random_labels(shape: tuple[int, int], draw: int) -> np.ndarray:
     return np.random.default_rng([7, draw]).random(shape) < 0.5
 
@@ -66,6 +89,10 @@ def main() -> None:
     run = RunDir(args.run)
     recipe = run.recipe()
     queries, labels = np.asarray(run.stacked(QUERIES, recipe.run.num_models)), run.load_plan().labels()
+    random_effect = [halves_effect_correlation(queries, random_labels(labels.shape, d), 20) for d in range(args.draws)]
+    print(f"member effects of two disjoint halves, correlation over points: true labels "
+          f"{halves_effect_correlation(queries, labels):+.3f}; random labels {np.mean(random_effect):+.3f} "
+          f"+- {np.std(random_effect, ddof=1):.3f}", flush=True)
     for name in args.attacks.split(","):
         scores = run_attack(name, queries, labels, recipe.attack, 0)
         real, real_within = membership_metrics(labels, scores)["auc"], within_point_auc(labels, scores)
