@@ -10,7 +10,17 @@ import numpy as np
 import pytest
 import torch
 
-from tmi_nlp.attacks import ATTACKS, FAMILIES, READS, batched_mlp, mlp_kernel, reference, run_attack, tmi
+from tmi_nlp.attacks import (
+    ATTACKS,
+    FAMILIES,
+    READS,
+    READS_ORIGINAL,
+    batched_mlp,
+    mlp_kernel,
+    reference,
+    run_attack,
+    tmi,
+)
 from tmi_nlp.attacks.features import Roles, phi, shadow_training_sets, tmi_features
 from tmi_nlp.config import AttackArguments
 from tmi_nlp.metrics import membership_metrics
@@ -171,7 +181,7 @@ def test_loo_sets_exclude_the_victim():
 
 @pytest.mark.parametrize("name", ["mlp", "mlp_paper", "shared_centred", "logistic", "mlp_calibrated",
                                   "shared_calibrated", "shared_combined", "shared_confidence", "shared_direction",
-                                  "lira_shrunk"])
+                                  "shared_neighbourhood", "lira_shrunk"])
 def test_victim_label_never_reaches_its_score(name):
     queries, labels = planted(num_models=6, num_points=10)
     args = AttackArguments(epochs=3, bootstrap=0)
@@ -184,7 +194,7 @@ def test_victim_label_never_reaches_its_score(name):
 
 
 @pytest.mark.parametrize("name", ["mlp", "shared_centred", "mlp_calibrated", "shared_calibrated", "shared_combined",
-                                  "shared_confidence", "shared_direction"])
+                                  "shared_confidence", "shared_direction", "shared_neighbourhood"])
 def test_shuffled_label_control_is_chance(name):
     # 16 x 500 records: the AUC's standard error is ~0.006, so 0.02 is a 3-sigma band.
     queries, labels = planted(num_models=16, num_points=500, a=4, signal=1.0, seed=2)
@@ -240,7 +250,10 @@ def test_vectorised_baseline_equals_per_example_loop(name, seed):
     assert np.allclose(fast, slow, atol=1e-6), np.abs(fast - slow).max()
 
 
-@pytest.mark.parametrize("name", sorted(n for n in ATTACKS if FAMILIES[n] in ("shadow", "shadow-free")))
+# Members more confident on every query alike: the neighbourhood comparison reads the original against the other
+# queries by design, so it has its own test (test_neighbourhood_attacks_read_the_exact_text_against_its_neighbours).
+@pytest.mark.parametrize("name", sorted(n for n in ATTACKS if FAMILIES[n] in ("shadow", "shadow-free")
+                                        and n not in READS_ORIGINAL))
 def test_every_baseline_detects_members_made_more_confident(name):
     queries, labels = planted_confidence(num_models=10, num_points=30, a=8)  # label-only needs a few queries
     scores = run_attack(name, queries, labels, AttackArguments(epochs=10, bootstrap=0), seed=0)
@@ -340,11 +353,11 @@ def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(n
     queries, labels = confident(num_classes)
     auc = {name: membership_metrics(labels, run_attack(name, queries, labels, AttackArguments(), 0))["auc"]
            for name in ("mlp", "mlp_paper", "mlp_calibrated", "shared_calibrated", "shared_combined",
-                        "shared_confidence", "shared_direction", "lira_shrunk")}
+                        "shared_confidence", "shared_direction", "shared_neighbourhood", "lira_shrunk")}
     # The mean of A = 8 queries moves by 0.8 against a noise of 0.5 / sqrt(8): d' = 4.5, so a per-point
     # threshold reaches AUC = Phi(4.5 / sqrt(2)) = 0.9993; 7-8 OUT shadows estimate each point's statistics.
     assert min(auc[n] for n in ("mlp_calibrated", "shared_calibrated", "shared_combined", "shared_confidence",
-                                "shared_direction", "lira_shrunk")) > 0.95
+                                "shared_direction", "shared_neighbourhood", "lira_shrunk")) > 0.95
     if num_classes == 2:
         # phi = (z, -z) clipped to norm 1: past p ~ 0.67 only the label survives
         assert auc["mlp"] < 0.6 and auc["mlp_paper"] < 0.6
@@ -404,6 +417,33 @@ def test_shared_direction_reads_each_models_own_direction_of_membership(num_clas
     # OUT mean; measured 0.67-0.71 for shared_confidence (seeds 0-2), 0.76-0.84 for shared_direction.
     assert auc["shared_direction"] > 0.74
     assert auc["shared_direction"] > auc["shared_confidence"] + 0.05
+
+
+def neighbourly(num_classes: int, num_models=16, num_points=200, a=8, shift=0.8, level=1.0, noise=0.3, seed=0):
+    """Each model predicts its own class for a point with a confidence (top logit over the rest) of 3 plus a
+    (model, point) level of sd `level` shared by all of its queries; a member's query 0 (the exact text) is `shift`
+    more confident, its other queries (the neighbours) are not; per-query noise `noise`."""
+    rng = np.random.default_rng(seed)
+    labels = rng.random((num_models, num_points)) < 0.5
+    top = rng.integers(0, num_classes, size=(num_models, num_points))
+    size = 3.0 + level * rng.normal(size=(num_models, num_points, 1)) + noise * rng.normal(size=(num_models,
+                                                                                                 num_points, a))
+    size[:, :, 0] += shift * labels
+    z = np.zeros((num_models, num_points, a, num_classes))
+    np.put_along_axis(z, np.broadcast_to(top[:, :, None, None], z.shape[:3] + (1,)), size[..., None], axis=-1)
+    return (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32), labels
+
+
+@pytest.mark.parametrize("num_classes", [2, 4])
+def test_neighbourhood_attacks_read_the_exact_text_against_its_neighbours(num_classes):
+    queries, labels = neighbourly(num_classes)
+    auc = {name: membership_metrics(labels, run_attack(name, queries, labels, AttackArguments(), 0))["auc"]
+           for name in ("neighbourhood", "shared_neighbourhood", "shared_confidence", "lira_offline_global_var")}
+    # The original less the mean of 7 neighbours moves by 0.8 against 0.3 * sqrt(1 + 1/7) = 0.32 (the level cancels):
+    # AUC = Phi(0.8 / 0.32 / sqrt(2)) = 0.96. Reading the queries without the contrast, the (model, point) level
+    # stays in the noise: even query 0 alone moves by 0.8 against sqrt(1 + 0.3^2) = 1.04, AUC <= Phi(0.54) = 0.71.
+    assert auc["neighbourhood"] > 0.93 and auc["shared_neighbourhood"] > 0.93
+    assert auc["shared_confidence"] < 0.75 and auc["lira_offline_global_var"] < 0.75
 
 
 @pytest.mark.parametrize("attack", ["", "shared_confidence"])

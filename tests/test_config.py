@@ -64,6 +64,10 @@ def test_accelerate_configs_are_launcher_configs(path):
     ({"run": {"num_points": 500}, "data": {"pool_size": 100}}, "run.num_points = 500: expected at most"),
     ({"run": {"name": "../escape"}}, "run.name = '../escape'"),
     ({"model": "big"}, "model = 'big': expected a mapping"),
+    ({"attack": {"baselines": ["neighbourhood"]}, "query": {"include_original": False}},
+     "query.include_original = False: expected true: ['neighbourhood'] read query 0 as the unaugmented text"),
+    ({"attack": {"metaclassifiers": ["shared_neighbourhood"]}, "query": {"num_queries": 1}},
+     "query.num_queries = 1: expected >= 2"),
     ([1, 2], "expected a mapping of sections"),
 ])
 def test_bad_recipes_name_field_value_and_expectation(raw, fragment):

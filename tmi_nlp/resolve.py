@@ -8,7 +8,7 @@ augmentation, and the `trainer` mappings (fields of transformers' `TrainingArgum
 
 import dataclasses
 
-from tmi_nlp.attacks import ATTACKS
+from tmi_nlp.attacks import ATTACKS, READS_ORIGINAL
 from tmi_nlp.config import Recipe, require
 from tmi_nlp.data.augment import AUGMENTATIONS
 from tmi_nlp.models.finetune import resolve_finetune
@@ -25,6 +25,12 @@ def resolve(recipe: Recipe) -> Recipe:
     for field_name in ("metaclassifiers", "baselines"):
         for name in getattr(a, field_name):
             require(name in ATTACKS, "attack", field_name, name, f"names from {sorted(ATTACKS)}")
+    original = sorted(set(a.names + [a.dataset_statistic]) & READS_ORIGINAL)
+    q = recipe.query
+    require(not original or q.include_original, "query", "include_original", q.include_original,
+            f"true: {original} read query 0 as the unaugmented text")
+    require(not original or q.num_queries >= 2, "query", "num_queries", q.num_queries,
+            f">= 2: {original} compare the unaugmented text (query 0) with its augmentations")
     require(recipe.query.augmentation in AUGMENTATIONS, "query", "augmentation", recipe.query.augmentation,
             f"one of {sorted(AUGMENTATIONS)}")
     check_trainer_fields(recipe.base.trainer, "base")

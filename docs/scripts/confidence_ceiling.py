@@ -19,7 +19,7 @@ from statistics import NormalDist
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 
-from tmi_nlp.attacks.calibrated import class_logits
+from tmi_nlp.attacks.features import class_logits
 from tmi_nlp.data.plan import Plan
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir

@@ -22,7 +22,8 @@ import numpy as np
 from sklearn.metrics import roc_auc_score
 
 from tmi_nlp.attacks.baselines import log_normal
-from tmi_nlp.attacks.calibrated import class_logits, model_direction, relative_confidence, shrunk_gaussian
+from tmi_nlp.attacks.calibrated import model_direction, relative_confidence, shrunk_gaussian
+from tmi_nlp.attacks.features import class_logits
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
 

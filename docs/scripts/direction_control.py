@@ -17,7 +17,8 @@ import argparse
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from tmi_nlp.attacks.calibrated import class_logits, loo_moments, model_direction
+from tmi_nlp.attacks.calibrated import loo_moments, model_direction
+from tmi_nlp.attacks.features import class_logits
 from tmi_nlp.metrics import membership_metrics
 from tmi_nlp.store import QUERIES, RunDir
 

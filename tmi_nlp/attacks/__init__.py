@@ -24,16 +24,20 @@ FAMILIES: dict[str, str] = {}
 # Attacks that train MLP metaclassifiers with `attack.backend` (the C kernel or batched torch): their scores depend
 # on it, so it is recorded with them and one run never mixes the two.
 TRAINS_MLP: set[str] = set()
+# Attacks that read query 0 as the unaugmented text (`query.include_original`, A >= 2): checked in resolve.py.
+READS_ORIGINAL: set[str] = set()
 
 
-def register(name: str, family: str = "tmi", reads: str = QUERIES,
-             trains_mlp: bool = False) -> Callable[[Attack], Attack]:
+def register(name: str, family: str = "tmi", reads: str = QUERIES, trains_mlp: bool = False,
+             reads_original: bool = False) -> Callable[[Attack], Attack]:
     """Register an attack under `name`, written out where it is registered (so a grep for it finds it)."""
 
     def wrap(fn: Attack) -> Attack:
         ATTACKS[name], READS[name], FAMILIES[name] = fn, reads, family
         if trains_mlp:
             TRAINS_MLP.add(name)
+        if reads_original:
+            READS_ORIGINAL.add(name)
         return fn
 
     return wrap

@@ -15,7 +15,7 @@ import numpy as np
 from scipy.special import log_ndtr
 
 from tmi_nlp.attacks import register
-from tmi_nlp.attacks.features import EPS, MIN_STD, Roles, phi
+from tmi_nlp.attacks.features import EPS, MIN_STD, Roles, class_logits, neighbourhood_contrast, phi
 from tmi_nlp.config import AttackArguments
 
 # RMIA (Zarifzadeh et al., 2024): offline Pr(x) = ((1 + a) Pr_out(x) + (1 - a)) / 2, and the
@@ -177,3 +177,11 @@ def augmentation_stability(queries: np.ndarray, labels: np.ndarray, args: Attack
     """Shadow-free: minus the mean L1 distance of each query's softmax from the point's mean softmax."""
     q = queries[roles.victims].astype(np.float64)
     return -np.abs(q - q.mean(2, keepdims=True)).sum(-1).mean(-1)
+
+
+@register("neighbourhood", family="shadow-free", reads_original=True)
+def neighbourhood(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                  roles: Roles) -> np.ndarray:
+    """Shadow-free neighbourhood comparison (Mattern et al., 2023): the victim's confidence on the exact text less
+    its mean confidence on the text's neighbours, the augmented queries (`neighbourhood_contrast`)."""
+    return neighbourhood_contrast(class_logits(queries[roles.victims]))

@@ -26,19 +26,11 @@ import torch
 from tmi_nlp.attacks import register
 from tmi_nlp.attacks.baselines import log_normal, masked_mean, predicted_class
 from tmi_nlp.attacks.batched_mlp import fit_predict, predict_in, train
-from tmi_nlp.attacks.features import EPS, MIN_STD, Roles
+from tmi_nlp.attacks.features import EPS, MIN_STD, Roles, class_logits, neighbourhood_contrast
 from tmi_nlp.attacks.tmi import mlp_settings, training_groups
 from tmi_nlp.config import AttackArguments
 
 PRIOR_MODELS = 4.0  # weight of the pooled variance, in models, when a point's own is estimated
-
-
-def class_logits(queries: np.ndarray) -> np.ndarray:
-    """float64 [..., C]: log p_c - log(sum over c' != c of p_c'), from the probabilities (no 1 - p)."""
-    p = np.clip(queries.astype(np.float64), EPS, 1)
-    others = p.sum(-1, keepdims=True) - p
-    # Where the others' sum underflows in 1 - p terms, the small probabilities themselves carry it.
-    return np.log(p) - np.log(np.maximum(others, EPS * EPS))
 
 
 def relative_confidence(f: np.ndarray) -> np.ndarray:
@@ -97,8 +89,8 @@ def loo_moments(f: np.ndarray, members: np.ndarray, own: np.ndarray, a: int) -> 
 
 def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, shuffle: bool,
                         rng: np.random.Generator, with_llr: bool = False,
-                        with_confidence: bool = False,
-                        with_direction: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                        with_confidence: bool = False, with_direction: bool = False,
+                        with_neighbourhood: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Training sets of the calibrated attacks, one per distinct set of shadows (as `training_groups`).
 
     Returns X [T, M, K, A, 2C] (each shadow's z-scores, then (mean_in - mean_out) / sd_out of the point: the
@@ -106,12 +98,18 @@ def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, s
     their training's shadows. `with_llr` appends each class's Gaussian log likelihood ratio, IN against OUT
     (3C features): the same statistics, with the IN side's own spread. `with_confidence` appends
     `relative_confidence` to the C class logits before all of this (C + 1 columns where C is written).
+    `with_neighbourhood` appends (before the calibration, after the confidence) each (model, point)'s
+    `neighbourhood_contrast` less the model's median of it over its points, the same in every query's row.
     `with_direction` appends, last, the calibrated class logits along each model's `model_direction` (`_along`).
     """
     f = class_logits(queries)  # [N, K, A, C]
     columns, direction = f.shape[-1], model_direction(f) if with_direction else None
+    contrast = neighbourhood_contrast(f) if with_neighbourhood else None
     if with_confidence:
         f = np.concatenate([f, relative_confidence(f)], axis=-1)
+    if with_neighbourhood:
+        contrast = contrast - np.median(contrast, axis=1, keepdims=True)
+        f = np.concatenate([f, np.broadcast_to(contrast[:, :, None, None], f.shape[:3] + (1,))], axis=-1)
     a = f.shape[2]
     train_roles, groups = training_groups(roles)
     t, m = train_roles.shadows.shape
@@ -165,9 +163,10 @@ def per_point_calibrated(queries: np.ndarray, labels: np.ndarray, args: AttackAr
 
 
 def _shared(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int, roles: Roles,
-            with_llr: bool, with_confidence: bool = False, with_direction: bool = False) -> np.ndarray:
+            with_llr: bool, with_confidence: bool = False, with_direction: bool = False,
+            with_neighbourhood: bool = False) -> np.ndarray:
     x, y, xv = calibrated_features(queries, labels, roles, args.shuffle_labels, np.random.default_rng([seed, 6]),
-                                   with_llr, with_confidence, with_direction)
+                                   with_llr, with_confidence, with_direction, with_neighbourhood)
     t, m, k, a, c2 = x.shape
     yt = np.broadcast_to(y[..., None], y.shape + (a,)).reshape(t, -1)
     settings = mlp_settings(args, batch_size=max(args.batch_size, 512))
@@ -212,6 +211,16 @@ def shared_direction(queries: np.ndarray, labels: np.ndarray, args: AttackArgume
     membership (`model_direction`), after their calibration: for victims whose members move towards a class that
     differs from model to model."""
     return _shared(queries, labels, args, seed, roles, with_llr=False, with_confidence=True, with_direction=True)
+
+
+@register("shared_neighbourhood", trains_mlp=True, reads_original=True)
+def shared_neighbourhood(queries: np.ndarray, labels: np.ndarray, args: AttackArguments, seed: int,
+                         roles: Roles) -> np.ndarray:
+    """`shared_confidence` reading, besides, how much more confident the model is on the exact text than on its
+    neighbours, the other queries (`neighbourhood_contrast`, less the model's median), standardised per point: for
+    victims whose memorisation is of the exact text. Query 0 must be the unaugmented text."""
+    return _shared(queries, labels, args, seed, roles, with_llr=False, with_confidence=True,
+                   with_neighbourhood=True)
 
 
 def shrunk_gaussian(x: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -26,8 +26,8 @@ widest part of the one-sample null.
 import numpy as np
 
 from tmi_nlp.attacks import run_attack
-from tmi_nlp.attacks.calibrated import class_logits, loo_moments
-from tmi_nlp.attacks.features import MIN_STD, Roles
+from tmi_nlp.attacks.calibrated import loo_moments
+from tmi_nlp.attacks.features import MIN_STD, Roles, class_logits
 from tmi_nlp.config import AttackArguments
 
 NULL = "model-level shift (Student's t) + per-text residuals"
