@@ -303,11 +303,14 @@ class AttackArguments:
                 "shared_centred (one classifier across points on per-point centred features), or on calibrated "
                 "class logits that do not saturate on confident victims: mlp_calibrated, shared_calibrated, "
                 "shared_combined, shared_confidence (with each query's confidence relative to the model's level), "
-                "shared_direction (besides, the class logits along each model's own direction of membership)."})
+                "shared_direction (besides, the class logits along each model's own direction of membership), "
+                "shared_neighbourhood (besides, the confidence on the exact text less on its neighbours, the "
+                "augmented queries; needs query.include_original)."})
     baselines: list[str] = field(default_factory=lambda: list(DEFAULT_BASELINES), metadata={
         "help": "Attacks TMI is compared with, on the same models: lira_online, lira_offline (and "
                 "_global_var), rmia, rmia_offline, label_only, calibrated_confidence, confidence, entropy, "
-                "stability, and the white-box reference mlm_loss_lira."})
+                "stability, neighbourhood (the exact text against its augmented neighbours; needs "
+                "query.include_original), and the white-box reference mlm_loss_lira."})
     hidden_size: int = field(default=64, metadata={"help": "Metaclassifier MLP hidden units."})
     epochs: int = field(default=20, metadata={"help": "Metaclassifier epochs."})
     learning_rate: float = field(default=5e-3, metadata={"help": "Metaclassifier Adam learning rate."})
