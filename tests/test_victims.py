@@ -96,11 +96,14 @@ def test_num_points_must_match_the_known_challenge_points(victims, tiny):
         prepare(shadows)
 
 
-def test_victims_queried_differently_are_refused(victims, tiny):
+@pytest.mark.parametrize("query, message", [({"num_queries": 2}, "expected the same queries per point"),
+                                            ({"augmentation": "substitute"}, "query.augmentation = 'delete', the "
+                                                                             "shadows' 'substitute'")])
+def test_victims_queried_differently_are_refused(victims, tiny, query, message):
     other = tiny(run={"name": "other", "seed": 2}, data={"known_pool_of": str(victims.run_dir)},
-                 query={"num_queries": 2}, attack={"baselines": []})
+                 query=query, attack={"baselines": []})
     run_all(other, progress=False)
-    with pytest.raises(RecipeError, match="expected the same queries per point"):
+    with pytest.raises(RecipeError, match=message):
         attack_victims(other, victims.run_dir)
 
 

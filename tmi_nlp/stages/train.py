@@ -29,7 +29,7 @@ from transformers import BertForMaskedLM
 
 from tmi_nlp.atomic import atomic_link, atomic_save_npy, atomic_write_json, require_free_space
 from tmi_nlp.config import Recipe, RecipeError
-from tmi_nlp.models.finetune import QUERIES, finetune_model
+from tmi_nlp.models.finetune import QUERIES_FILE, finetune_model
 from tmi_nlp.models.pretrain import MASKS, masked_lm_losses, pretrain_model
 from tmi_nlp.models.tokenizer import load_tokenizer
 from tmi_nlp.models.training import quiet_transformers, torch_threads
@@ -81,7 +81,7 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
         atomic_save_npy(run.signal(i, "mlm_loss"), masked_lm_losses(model, tokens["challenge"], tokenizer))
         timings["signals_s"] = time.perf_counter() - start
         run.record_stage(i, "signals")
-    finished_queries = run.finetuned(i) / QUERIES
+    finished_queries = run.finetuned(i) / QUERIES_FILE
     if "finetune" in stages and not run.model_done(i, "finetune") and finished_queries.exists():
         atomic_link(finished_queries, run.queries(i))  # killed between the model's rename and the link
     if "finetune" in stages and not run.model_done(i, "finetune"):

@@ -14,13 +14,13 @@ from pathlib import Path
 import numpy as np
 
 from tmi_nlp.atomic import atomic_write_json
+from tmi_nlp.attacks import READS
 from tmi_nlp.attacks.features import Roles
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.plan import Plan, text_hash
-from tmi_nlp.models.finetune import QUERIES
 from tmi_nlp.stages.attack import attack_loop
 from tmi_nlp.stages.prepare import open_run
-from tmi_nlp.store import RunDir
+from tmi_nlp.store import QUERIES, RunDir
 
 
 def shared_points(shadows: Plan, victims: Plan) -> tuple[np.ndarray, np.ndarray]:
@@ -65,6 +65,13 @@ def attack_victims(recipe: Recipe, victims_folder: str | Path, names: list[str] 
         raise RecipeError(f"victims {victim_run.root}: the run's own models; use `tmi-nlp attack` (leave-one-out)")
     run.verify(recipe.run.num_models)
     victim_run.verify(victims_recipe.run.num_models)
+    names = names or recipe.attack.names
+    if any(READS[name] == QUERIES for name in names):
+        for key in ("augmentation", "rate", "include_original"):
+            ours, theirs = getattr(recipe.query, key), getattr(victims_recipe.query, key)
+            if ours != theirs:
+                raise RecipeError(f"victims {victim_run.root}: query.{key} = {theirs!r}, the shadows' {ours!r}; "
+                                  f"expected the same queries (an attack learns the shadows' answers to them)")
     plan, victim_plan = run.load_plan(), victim_run.load_plan()
     cols, victim_cols = shared_points(plan, victim_plan)
     if not len(cols):
@@ -97,4 +104,4 @@ def attack_victims(recipe: Recipe, victims_folder: str | Path, names: list[str] 
                               f"shadows' are {ours.shape[2:]} (expected the same queries per point and classes)")
         return np.concatenate([ours, theirs])
 
-    return attack_loop(out, names or recipe.attack.names, read, labels, Roles.separate(ns, nv), recipe)
+    return attack_loop(out, names, read, labels, Roles.separate(ns, nv), recipe)

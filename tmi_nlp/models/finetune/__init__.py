@@ -24,7 +24,7 @@ from tmi_nlp.callbacks import QueryCallback, predict_proba
 from tmi_nlp.config import FinetuneArguments, QueryArguments, RecipeError, parse_dataclass
 from tmi_nlp.models.training import quiet_trainer, training_arguments
 
-QUERIES = "queries.npy"
+QUERIES_FILE = "queries.npy"
 
 
 class FinetuneMethod:
@@ -134,7 +134,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
     with atomic_dir(output) as tmp:
         # The query tensor is written inside the finetuned folder, so that the model and its queries
         # appear together in one rename; `queries_path` is then linked to it.
-        callback = QueryCallback(challenge_ids, tmp / QUERIES, num_queries=query.num_queries,
+        callback = QueryCallback(challenge_ids, tmp / QUERIES_FILE, num_queries=query.num_queries,
                                  augmentation=query.augmentation, rate=query.rate,
                                  include_original=query.include_original, seed=(seed, 3, model_index),
                                  tokenizer=tokenizer, batch_size=query.batch_size)
@@ -157,7 +157,7 @@ def finetune_model(pretrained: Path, train_ids: list[list[int]], train_labels: l
             "method": args.method, "num_labels": num_labels, "finetune": dataclasses.asdict(args),
             "pretrained": os.path.relpath(Path(pretrained).resolve(), Path(output).resolve())})
         atomic_write_json(tmp / "metrics.json", metrics)
-    atomic_link(Path(output) / QUERIES, queries_path)
+    atomic_link(Path(output) / QUERIES_FILE, queries_path)
     return metrics
 
 
