@@ -363,6 +363,13 @@ def test_calibrated_attacks_read_confidence_where_the_papers_features_saturate(n
         assert auc["mlp"] < 0.6 and auc["mlp_paper"] < 0.6
 
 
+def top_class_softmax(size: np.ndarray, top: np.ndarray, num_classes: int) -> np.ndarray:
+    """float32 softmax vectors [N, K, A, C] whose class top [N, K] has logit `size` [N, K, A] and every other 0."""
+    z = np.zeros(size.shape + (num_classes,))
+    np.put_along_axis(z, np.broadcast_to(top[:, :, None, None], z.shape[:3] + (1,)), size[..., None], axis=-1)
+    return (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32)
+
+
 def disagreeing(num_classes: int, num_models=16, num_points=200, a=8, shift=0.8, level=1.0, noise=0.5, seed=0):
     """Each model predicts its own class for a point (as models do on out-of-domain text) with a confidence (top
     logit over the rest) of 3, plus the point's difficulty, plus the model's level on every point (sd `level`),
@@ -372,9 +379,7 @@ def disagreeing(num_classes: int, num_models=16, num_points=200, a=8, shift=0.8,
     top = rng.integers(0, num_classes, size=(num_models, num_points))
     size = (3.0 + rng.normal(0, 0.3, size=(1, num_points, 1)) + level * rng.normal(size=(num_models, 1, 1))
             + shift * labels[:, :, None] + noise * rng.normal(size=(num_models, num_points, a)))
-    z = np.zeros((num_models, num_points, a, num_classes))
-    np.put_along_axis(z, np.broadcast_to(top[:, :, None, None], z.shape[:3] + (1,)), size[..., None], axis=-1)
-    return (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32), labels
+    return top_class_softmax(size, top, num_classes), labels
 
 
 @pytest.mark.parametrize("num_classes", [2, 4])
@@ -429,9 +434,7 @@ def neighbourly(num_classes: int, num_models=16, num_points=200, a=8, shift=0.8,
     size = 3.0 + level * rng.normal(size=(num_models, num_points, 1)) + noise * rng.normal(size=(num_models,
                                                                                                  num_points, a))
     size[:, :, 0] += shift * labels
-    z = np.zeros((num_models, num_points, a, num_classes))
-    np.put_along_axis(z, np.broadcast_to(top[:, :, None, None], z.shape[:3] + (1,)), size[..., None], axis=-1)
-    return (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).astype(np.float32), labels
+    return top_class_softmax(size, top, num_classes), labels
 
 
 @pytest.mark.parametrize("num_classes", [2, 4])
