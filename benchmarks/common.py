@@ -1,7 +1,6 @@
 """Helpers shared by the benchmark scripts: timing, peak memory of a child process, matmul peak."""
 
 import json
-import resource
 import subprocess
 import sys
 import time
@@ -26,14 +25,17 @@ def matmul_peak_gflops(threads: int, dtype: torch.dtype = torch.float32, size: i
     return 2 * size**3 * count / elapsed / 1e9
 
 
+# The child's own peak, read at exit: a child's ru_maxrss (resource or wait4) keeps the high-water mark of the pages
+# it shared with this process before its exec (about 220 MiB once torch is imported here), VmHWM starts at the exec.
+PEAK_HOOK = ("import atexit, sys\natexit.register(lambda: print('VmHWM', open('/proc/self/status').read()"
+             ".split('VmHWM:')[1].split()[0], file=sys.stderr))\n")
+
+
 def run_child(code: str) -> tuple[dict, float]:
     """Run Python `code` (which prints one JSON line last) in a fresh process: (its result, its peak RSS in MiB)."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    out = subprocess.run([sys.executable, "-c", code], check=True, capture_output=True, text=True)
-    peak = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
-    result = json.loads(out.stdout.strip().splitlines()[-1])
-    # ru_maxrss of children is the largest child so far: run the smallest stage first.
-    return result, max(peak, before) / 1024
+    out = subprocess.run([sys.executable, "-c", PEAK_HOOK + code], check=True, capture_output=True, text=True)
+    peak_kib = [line.split()[1] for line in out.stderr.splitlines() if line.startswith("VmHWM ")]
+    return json.loads(out.stdout.strip().splitlines()[-1]), int(peak_kib[-1]) / 1024
 
 
 def run_children(code: str, cfg: dict, processes: int = 1) -> list[dict]:
