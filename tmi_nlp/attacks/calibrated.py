@@ -104,10 +104,10 @@ def calibrated_features(queries: np.ndarray, labels: np.ndarray, roles: Roles, s
     """
     f = class_logits(queries)  # [N, K, A, C]
     columns, direction = f.shape[-1], model_direction(f) if with_direction else None
-    contrast = neighbourhood_contrast(f) if with_neighbourhood else None
     if with_confidence:
         f = np.concatenate([f, relative_confidence(f)], axis=-1)
     if with_neighbourhood:
+        contrast = neighbourhood_contrast(f[..., :columns])
         contrast = contrast - np.median(contrast, axis=1, keepdims=True)
         f = np.concatenate([f, np.broadcast_to(contrast[:, :, None, None], f.shape[:3] + (1,))], axis=-1)
     a = f.shape[2]
