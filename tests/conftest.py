@@ -5,8 +5,11 @@ os.environ["HF_DATASETS_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+from hub_server import LoopbackHub  # noqa: E402
 
 from tmi_nlp.config import recipe_from_dict  # noqa: E402
+
+SECRET = "hf_loopbackSECRETtoken0123456789"
 
 TINY = {
     "run": {"num_models": 4, "num_points": 16, "workers": 1},
@@ -32,3 +35,21 @@ def tiny_recipe(tmp_path, **sections):
 @pytest.fixture
 def tiny(tmp_path):
     return lambda **sections: tiny_recipe(tmp_path, **sections)
+
+
+@pytest.fixture
+def hub(monkeypatch):
+    with LoopbackHub() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.url)
+        monkeypatch.setenv("HF_TOKEN", SECRET)
+        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        import huggingface_hub.constants as constants
+
+        # huggingface_hub read HF_ENDPOINT when it was first imported (by transformers): point it here.
+        monkeypatch.setattr(constants, "ENDPOINT", server.url)
+        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
+                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
+        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
+        yield server

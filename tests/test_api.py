@@ -61,7 +61,7 @@ def test_continued_pretraining_starts_from_the_given_checkpoint(tiny, tmp_path):
     pretrain_model(tokenizer(texts, truncation=True, max_length=48)["input_ids"], tokenizer, args,
                    PretrainArguments(epochs=1.0, batch_size=16), seed=1, output=base)
     tokenizer.save_pretrained(base)
-    recipe = tiny(model={"init_from": str(base)}, pretrain={"epochs": 1.0})
+    recipe = tiny(base={"checkpoint": str(base), "epochs": 0.0}, pretrain={"epochs": 1.0})
     prepare(recipe)
     train_models(recipe, stages=("pretrain",), models=[0, 1], progress=False)
     run = RunDir(recipe.run_dir)

@@ -11,9 +11,7 @@ import logging
 import shutil
 
 import numpy as np
-import pytest
-from conftest import TINY
-from hub_server import LoopbackHub
+from conftest import SECRET, TINY
 
 from tmi_nlp.api import run_experiment
 from tmi_nlp.cli import main
@@ -22,26 +20,6 @@ from tmi_nlp.hub import plan_sha256
 from tmi_nlp.stages import run_all
 from tmi_nlp.stages.prepare import prepare
 from tmi_nlp.store import RunDir
-
-SECRET = "hf_loopbackSECRETtoken0123456789"
-
-
-@pytest.fixture
-def hub(monkeypatch):
-    with LoopbackHub() as server:
-        monkeypatch.setenv("HF_ENDPOINT", server.url)
-        monkeypatch.setenv("HF_TOKEN", SECRET)
-        monkeypatch.setenv("HF_HUB_DISABLE_XET", "1")
-        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-        import huggingface_hub.constants as constants
-
-        # huggingface_hub read HF_ENDPOINT when it was first imported (by transformers): point it here.
-        monkeypatch.setattr(constants, "ENDPOINT", server.url)
-        monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE",
-                            server.url + "/{repo_id}/resolve/{revision}/{filename}")
-        monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-        monkeypatch.setattr(constants, "HF_HUB_DISABLE_XET", True)
-        yield server
 
 
 def test_push_pull_roundtrip_and_the_token_never_leaks(tiny, tmp_path, hub, capsys, caplog):

@@ -383,7 +383,7 @@ def test_scores_do_not_depend_on_how_many_workers_ran_the_models(tiny):
         run_all(one, progress=False)
 
 
-def test_an_unsafe_init_from_is_refused_before_the_run_folder_is_written(tiny, tmp_path, capsys):
+def test_an_unsafe_checkpoint_is_refused_before_the_run_folder_is_written(tiny, tmp_path, capsys):
     import torch
     from transformers import BertConfig, BertForMaskedLM
 
@@ -397,7 +397,7 @@ def test_an_unsafe_init_from_is_refused_before_the_run_folder_is_written(tiny, t
     config = json.loads((remote / "config.json").read_text())
     (remote / "config.json").write_text(json.dumps({**config, "auto_map": {"AutoModel": "evil.Model"}}))
     for folder, fragment in [(pickled, "no .safetensors weights"), (remote, r"maps to remote code \(auto_map\)")]:
-        recipe = tiny(run={"name": folder.name}, model={"init_from": str(folder)})
+        recipe = tiny(run={"name": folder.name}, base={"checkpoint": str(folder)})
         with pytest.raises(RecipeError, match=fragment):
             prepare(recipe)
         assert not recipe.run_dir.exists()  # nothing written: the corrected recipe starts clean

@@ -57,11 +57,10 @@ def _print_summary(recipe: Recipe, summary: dict, seconds: float) -> None:
           f"A={recipe.query.num_queries} {recipe.query.augmentation} queries, "
           f"{recipe.finetune.method} finetuning; {seconds:.0f} s)")
     p = recipe.pretrain
-    if recipe.base.corpus:
-        print(f"regime: a public base encoder, continued on each model's private half for {p.epochs:g} passes "
+    if recipe.has_base:
+        base = f"the public encoder {recipe.base.checkpoint}" if recipe.base.checkpoint else "a public base encoder"
+        print(f"regime: {base}, continued on each model's private half for {p.epochs:g} passes "
               f"({p.private_share:.0%} of what it saw; the rest public text), then finetuned")
-    elif recipe.model.init_from:
-        print(f"regime: continued from {recipe.model.init_from} on each model's private half for {p.epochs:g} epochs")
     else:
         print(f"regime: encoders pretrained from scratch for {p.epochs:g} epochs on about {recipe.data.pool_size // 2} "
               f"texts each; they memorise their pool, so this is a ceiling, not a released model (the realistic "
@@ -90,6 +89,13 @@ def _rate(text: str) -> float:
 def _print_base(recipe: Recipe) -> None:
     folder = build_base(recipe)
     info = base_info(folder)
+    if "checkpoint" in info:
+        loss = info["heldout_mlm_loss"]
+        print(f"base encoder: {folder}\n  {info['parameters']:,} parameters from {info['checkpoint']} (weights sha256 "
+              f"{info['checkpoint_sha256'][:12]}...); built here: {len(info['built_weights'])} tensors "
+              f"(the masked-LM head where it had none)" + (f"; held-out masked-LM loss {loss:.3f} on "
+                                                           f"{info['heldout_texts']} texts" if loss else ""))
+        return
     print(f"base encoder: {folder}\n  {info['parameters']:,} parameters, {info['tokens_seen']:,} tokens seen "
           f"({info['train_texts']} texts x {recipe.base.epochs:g} epochs) in {info['seconds']:.0f} s "
           f"({info['tokens_per_s']:,.0f} tokens/s)\n  held-out masked-LM loss {info['heldout_mlm_loss']:.3f} "

@@ -15,6 +15,7 @@ CLI, the API and the prepare stage call.
 
 import copy
 import dataclasses
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -142,9 +143,15 @@ class MaskedLMArguments:
     precision: str = field(default="fp32", metadata={"help": PRECISION_HELP})
     trainer: dict[str, Any] = field(default_factory=dict, metadata={"help": TRAINER_HELP})
 
+    @property
+    def may_skip_training(self) -> bool:
+        """Whether `epochs` may be 0 (a base adopted from a checkpoint needs no training)."""
+        return False
+
     def __post_init__(self) -> None:
         s = self.section
-        require(0 < self.epochs < float("inf"), s, "epochs", self.epochs, "a finite number > 0")
+        require(0 < self.epochs < float("inf") or (self.epochs == 0 and self.may_skip_training), s, "epochs",
+                self.epochs, "a finite number > 0" + (" (or 0)" if self.may_skip_training else ""))
         require(self.learning_rate > 0, s, "learning_rate", self.learning_rate, "a number > 0")
         require(self.batch_size >= 1, s, "batch_size", self.batch_size, "an integer >= 1")
         require(0 < self.mlm_probability < 1, s, "mlm_probability", self.mlm_probability, "a number in (0, 1)")
@@ -156,15 +163,28 @@ class MaskedLMArguments:
 @dataclass
 class BaseArguments(MaskedLMArguments):
     section: ClassVar[str] = "base"
-    epochs: float = field(default=1.0, metadata={"help": "Masked-LM epochs over the corpus."})
+    epochs: float = field(default=1.0, metadata={
+        "help": "Masked-LM epochs over the corpus. With base.checkpoint: epochs training only the masked-LM head "
+                "on the corpus, the encoder frozen (0: the head as built, fresh and seeded where the checkpoint "
+                "has none)."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (linear decay)."})
     batch_size: int = field(default=64, metadata={"help": "Texts per batch."})
+    checkpoint: str = field(default="", metadata={
+        "help": "A public encoder to continue from instead of one trained here: a local checkpoint folder or a Hub "
+                "id (safetensors, a built-in BERT-style architecture, with or without a masked-LM head). Its own "
+                "tokenizer is used and its config replaces the model sizes (model.max_length still applies). A "
+                "missing masked-LM head is built once, seeded by base.seed, and stored with the base, so every "
+                "shadow and victim starts from the same weights."})
+    checkpoint_sha256: str = field(default="", metadata={
+        "help": "The sha256 of base.checkpoint's model.safetensors; a checkpoint whose weights differ is refused "
+                "before anything is written. '': not checked."})
     corpus: str = field(default="", metadata={
-        "help": "Public text the base encoder is pretrained on, once, before any shadow: local file(s) as for "
-                "data.pool, or a Hub id. Shadows and victims then continue pretraining from it on their half of "
-                "the private pool (the domain-adaptation threat), and its texts are their public background "
-                "(pretrain.private_share). It must share no text with the pool (checked). '': no base, every "
-                "model is pretrained from scratch (or from model.init_from)."})
+        "help": "Public text: local file(s) as for data.pool, or a Hub id. Without base.checkpoint, the base encoder "
+                "is pretrained on it, once, before any shadow; with one, it trains the head (base.epochs). Shadows "
+                "and victims continue pretraining from the base on their half of the private pool (the "
+                "domain-adaptation threat), and its texts are their public background (pretrain.private_share). "
+                "It must share no text with the pool (checked). '' with no checkpoint: no base, every model is "
+                "pretrained from scratch."})
     text_column: str = field(default="text", metadata={"help": "Text column of the corpus."})
     split: str = field(default="train", metadata={"help": "Split of the corpus."})
     chunk_words: int = field(default=40, metadata={"help": "Split corpus texts into chunks of this many words."})
@@ -177,9 +197,17 @@ class BaseArguments(MaskedLMArguments):
                 "vocabulary, these settings): a base is trained once and reused by every run that asks for it. "
                 "'': <run.output_dir>/bases."})
 
+    @property
+    def may_skip_training(self) -> bool:
+        return bool(self.checkpoint)
+
     def __post_init__(self) -> None:
         super().__post_init__()
         s = self.section
+        require(self.checkpoint_sha256 == "" or re.fullmatch(r"[0-9a-f]{64}", self.checkpoint_sha256) is not None,
+                s, "checkpoint_sha256", self.checkpoint_sha256, "'' or 64 lower-case hex digits")
+        require(bool(self.checkpoint) or not self.checkpoint_sha256, s, "checkpoint_sha256", self.checkpoint_sha256,
+                "'' unless base.checkpoint is set (it is the hash of that checkpoint's model.safetensors)")
         require(self.chunk_words >= 0, s, "chunk_words", self.chunk_words, "an integer >= 0")
         require(self.max_texts >= 0, s, "max_texts", self.max_texts, "an integer >= 0")
         require(self.heldout_texts >= 1, s, "heldout_texts", self.heldout_texts, "an integer >= 1")
@@ -202,10 +230,6 @@ class ModelArguments:
     num_attention_heads: int = field(default=2, metadata={"help": "Attention heads."})
     intermediate_size: int = field(default=512, metadata={"help": "Feed-forward size."})
     max_length: int = field(default=64, metadata={"help": "Tokens per text (longer texts are truncated)."})
-    init_from: str = field(default="", metadata={
-        "help": "Continued pretraining: a masked-LM checkpoint (local folder or Hub id, safetensors) every "
-                "shadow starts from, then trains on its half pool (the domain-adaptation threat). Its own "
-                "tokenizer is used, and its config replaces the sizes above (max_length still applies)."})
 
     def __post_init__(self) -> None:
         s = "model"
@@ -388,12 +412,15 @@ class Recipe:
     def __post_init__(self) -> None:
         require(self.run.num_points <= self.data.pool_size, "run", "num_points", self.run.num_points,
                  f"at most data.pool_size ({self.data.pool_size})")
-        require(not (self.base.corpus and self.model.init_from), "model", "init_from", self.model.init_from,
-                "'' when base.corpus is set (the run continues from one or the other)")
         require(self.pretrain.private_share == 1 or bool(self.base.corpus), "pretrain", "private_share",
                 self.pretrain.private_share, "1.0 unless base.corpus is set (the background texts come from it)")
-        require(not (self.base.corpus and self.tokenizer.path), "tokenizer", "path", self.tokenizer.path,
-                "'' when base.corpus is set (the run uses the base's tokenizer)")
+        require(not (self.has_base and self.tokenizer.path), "tokenizer", "path", self.tokenizer.path,
+                "'' when base.corpus or base.checkpoint is set (the run uses the base's tokenizer)")
+
+    @property
+    def has_base(self) -> bool:
+        """Whether every model continues from a shared base encoder (trained on base.corpus, or a checkpoint)."""
+        return bool(self.base.corpus or self.base.checkpoint)
 
     def to_dict(self) -> dict[str, dict[str, Any]]:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
@@ -421,6 +448,7 @@ MOVED_KEYS = {
     "finetune.dp_epsilon": "finetune.options.dp.epsilon",
     "finetune.dp_delta": "finetune.options.dp.delta",
     "finetune.dp_max_grad_norm": "finetune.options.dp.max_grad_norm",
+    "model.init_from": "base.checkpoint",
     "pretrain.bf16": "pretrain.precision",
     "finetune.bf16": "finetune.precision",
 }
@@ -531,7 +559,7 @@ def migrate(raw: dict) -> dict:
         path = new.split(".")
         if path[1] == "options" and path[2] not in used:
             continue
-        target = raw[section]
+        target = raw.setdefault(path[0], {})
         for part in path[1:-1]:
             target = target.setdefault(part, {})
         if path[-1] == "precision" and isinstance(value, bool):

@@ -73,7 +73,7 @@ def pretrain_model(train_ids: list[list[int]], tokenizer: PreTrainedTokenizerBas
     if init_from:
         model = BertForMaskedLMSparse.from_pretrained(init_from, use_safetensors=True)
         if model.config.vocab_size < len(tokenizer):
-            raise ValueError(f"model.init_from = {str(init_from)!r}: vocab_size {model.config.vocab_size} "
+            raise ValueError(f"base {str(init_from)!r}: vocab_size {model.config.vocab_size} "
                              f"is smaller than the run's tokenizer ({len(tokenizer)} tokens); expected the "
                              f"checkpoint's own tokenizer")
     else:

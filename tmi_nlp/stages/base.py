@@ -1,16 +1,19 @@
-"""base: the public base encoder every shadow and victim continues from, trained once and shared.
+"""base: the public base encoder every shadow and victim continues from, built once and shared.
 
 The realistic threat is domain adaptation: an organisation takes a public encoder, continues
 masked-LM pretraining on its private texts, finetunes and releases a classifier; the adversary
-has the same public encoder. Where the Hub is reachable, `model.init_from` names a public
-checkpoint; `base.corpus` instead pretrains one here on public text.
+has the same public encoder. `base.checkpoint` names that encoder (a local folder or a Hub id,
+its weights checked against `base.checkpoint_sha256`); without one, `base.corpus` pretrains a
+base here on public text. Many public encoders ship without their masked-LM head (a plain
+BertModel): the head is built once, seeded, optionally trained on the corpus with the encoder
+frozen, and stored with the base, so every model starts from identical weights.
 
-A base is stored content-addressed, in `<cache>/<key>/` where the key hashes the corpus texts,
-the model sizes, the vocabulary size and the base's training settings: a second run that asks
-for the same base reuses it, a changed corpus or setting gives a new one, and two runs asking
-at once train it once (a file lock). The folder holds the masked LM, its tokenizer and
-`base.json` (the held-out masked-LM loss, tokens seen, tokens/s, time); it appears whole or not
-at all.
+A base is stored content-addressed, in `<cache>/<key>/` where the key hashes the checkpoint's
+weights or the model sizes and vocabulary size, the corpus texts and the base's training
+settings: a second run that asks for the same base reuses it, a changed corpus or setting gives
+a new one, and two runs asking at once build it once (a file lock). The folder holds the masked
+LM, its tokenizer and `base.json` (the held-out masked-LM loss, tokens seen, tokens/s, time);
+it appears whole or not at all.
 """
 
 import dataclasses
@@ -33,14 +36,16 @@ from tmi_nlp.models.pretrain import (
     save_masked_lm,
     train_masked_lm,
 )
-from tmi_nlp.models.tokenizer import train_wordpiece
-from tmi_nlp.models.training import quiet_transformers
+from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
+from tmi_nlp.models.training import check_checkpoint, quiet_transformers
 
 BASE_INFO = "base.json"
 # How the weights are initialised; in the key, so that a base made before the init was seeded is not reused.
 INIT = "seeded by base.seed"
 # Base settings that change where a base is stored, not what it is.
-NOT_IN_KEY = ("corpus", "cache_dir")
+NOT_IN_KEY = ("corpus", "cache_dir", "checkpoint", "checkpoint_sha256")
+# What a checkpoint's download takes from a Hub repository: config, weights and tokenizer, nothing that runs code.
+CHECKPOINT_FILES = ["*.json", "*.safetensors", "vocab.txt", "merges.txt", "*.model"]
 
 
 def split_corpus(texts: list[str], heldout: int, seed: int) -> tuple[list[str], list[str]]:
@@ -49,34 +54,121 @@ def split_corpus(texts: list[str], heldout: int, seed: int) -> tuple[list[str], 
     return [t for i, t in enumerate(texts) if i not in out], [t for i, t in enumerate(texts) if i in out]
 
 
-def base_key(recipe: Recipe, corpus: list[str]) -> str:
-    """The content hash a base is stored under: its corpus texts and everything its training depends on."""
+def file_sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def weights_sha256(folder: Path) -> str:
+    """sha256 of a checkpoint's model.safetensors; of its shards' hashes where it is sharded."""
+    single = folder / "model.safetensors"
+    if single.is_file():
+        return file_sha256(single)
+    shards = sorted(folder.glob("*.safetensors"))
+    return hashlib.sha256("".join(file_sha256(p) for p in shards).encode()).hexdigest()
+
+
+def fetch_checkpoint(recipe: Recipe) -> Path:
+    """The local folder of `base.checkpoint` (a Hub id is downloaded to the Hub cache first), checked: safetensors,
+    no remote code, and its weights' sha256 equal to `base.checkpoint_sha256` where that is set. Writes nothing
+    of the run's."""
+    spec, expected = recipe.base.checkpoint, recipe.base.checkpoint_sha256
+    folder = Path(spec).expanduser()
+    if not folder.is_dir():
+        check_checkpoint(spec, "base.checkpoint")  # before any weights are downloaded
+        from huggingface_hub import snapshot_download
+
+        try:
+            folder = Path(snapshot_download(spec, allow_patterns=CHECKPOINT_FILES))
+        except (OSError, ValueError) as err:
+            raise RecipeError(f"base.checkpoint = {spec!r}: cannot be downloaded ({str(err).splitlines()[0]}); "
+                              f"expected a local checkpoint folder or a reachable Hub id") from err
+    check_checkpoint(str(folder), "base.checkpoint")
+    if expected:
+        if not (folder / "model.safetensors").is_file():
+            raise RecipeError(f"base.checkpoint = {spec!r}: no model.safetensors to check against "
+                              f"base.checkpoint_sha256; expected a single-file checkpoint")
+        actual = file_sha256(folder / "model.safetensors")
+        if actual != expected:
+            raise RecipeError(f"base.checkpoint = {spec!r}: model.safetensors has sha256 {actual}; expected "
+                              f"{expected} (base.checkpoint_sha256): another or a damaged file")
+    return folder
+
+
+def base_key(recipe: Recipe, corpus: list[str], checkpoint: Path | None = None) -> str:
+    """The content hash a base is stored under: its checkpoint's weights (or the model sizes), its corpus texts and
+    everything its training depends on."""
     settings = {k: v for k, v in dataclasses.asdict(recipe.base).items() if k not in NOT_IN_KEY}
-    model = {k: v for k, v in dataclasses.asdict(recipe.model).items() if k != "init_from"}
-    text = json.dumps({"corpus_sha256": text_hash(corpus), "base": settings, "model": model,
-                       "vocab_size": recipe.tokenizer.vocab_size, "init": INIT}, sort_keys=True)
+    if checkpoint is None:
+        model = {"model": dataclasses.asdict(recipe.model), "vocab_size": recipe.tokenizer.vocab_size}
+    else:  # the checkpoint's config gives the sizes; max_length still truncates the corpus
+        model = {"checkpoint_sha256": weights_sha256(checkpoint), "max_length": recipe.model.max_length}
+    text = json.dumps({"corpus_sha256": text_hash(corpus), "base": settings, **model, "init": INIT}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def base_folder(recipe: Recipe, corpus: list[str]) -> Path:
+def base_folder(recipe: Recipe, corpus: list[str], checkpoint: Path | None = None) -> Path:
     cache = Path(recipe.base.cache_dir) if recipe.base.cache_dir else Path(recipe.run.output_dir) / "bases"
-    return cache.expanduser() / base_key(recipe, corpus)
+    return cache.expanduser() / base_key(recipe, corpus, checkpoint)
 
 
 def build_base(recipe: Recipe, corpus: list[str] | None = None) -> Path:
-    """The base encoder of `recipe` (its folder), trained now unless a finished one is stored under its key."""
-    if not recipe.base.corpus:
-        raise RecipeError("base.corpus = '': expected the public text files the base encoder is trained on")
+    """The base encoder of `recipe` (its folder), built now unless a finished one is stored under its key."""
+    if not recipe.has_base:
+        raise RecipeError("base.corpus = '' and base.checkpoint = '': expected the public text files a base encoder "
+                          "is trained on, or a public checkpoint")
     if corpus is None:
-        corpus = load_base_corpus(recipe.base)
-    folder = base_folder(recipe, corpus)
+        corpus = load_base_corpus(recipe.base) if recipe.base.corpus else []
+    checkpoint = fetch_checkpoint(recipe) if recipe.base.checkpoint else None
+    folder = base_folder(recipe, corpus, checkpoint)
     if (folder / BASE_INFO).exists():
         return folder
     with file_lock(folder.with_name(f".{folder.name}.lock")):
-        if not (folder / BASE_INFO).exists():  # another run may have trained it while this one waited
+        if not (folder / BASE_INFO).exists():  # another run may have built it while this one waited
             with quiet_transformers():
-                _train_base(recipe, corpus, folder)
+                if checkpoint is None:
+                    _train_base(recipe, corpus, folder)
+                else:
+                    _adopt_checkpoint(recipe, checkpoint, corpus, folder)
     return folder
+
+
+def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, corpus: list[str], folder: Path) -> None:
+    """The base from a public checkpoint: its weights and tokenizer, with a masked-LM head (built seeded where it
+    has none; trained `base.epochs` on the corpus with the encoder frozen)."""
+    args, start = recipe.base, time.perf_counter()
+    tokenizer = load_tokenizer(checkpoint)
+    set_seed(args.seed)  # the weights the checkpoint lacks (a head) are initialised under this seed
+    model, loading = BertForMaskedLMSparse.from_pretrained(checkpoint, use_safetensors=True,
+                                                           output_loading_info=True)
+    built = sorted(loading["missing_keys"])
+    def encode(texts: list[str]) -> list[list[int]]:
+        return tokenizer(texts, truncation=True, max_length=recipe.model.max_length)["input_ids"] if texts else []
+
+    train, heldout = split_corpus(corpus, args.heldout_texts, args.seed) if corpus else ([], [])
+    no_specials = [ids[1:-1] for ids in encode(heldout)]
+    heldout_loss = lambda: float(np.mean(masked_lm_losses(model, no_specials, tokenizer))) if heldout else None  # noqa: E731
+    info = {"key": folder.name, "checkpoint": args.checkpoint, "checkpoint_sha256": weights_sha256(checkpoint),
+            "built_weights": built, "corpus_sha256": text_hash(corpus), "corpus_texts": len(corpus),
+            "train_texts": len(train), "heldout_texts": len(heldout), "heldout_mlm_loss_as_loaded": heldout_loss()}
+    with atomic_dir(folder) as tmp:
+        result = {"train_loss": None, "tokens_per_s": None}
+        train_ids = encode(train)
+        if train and args.epochs > 0:
+            model.bert.requires_grad_(False)  # the head only (its decoder is tied to the frozen word embeddings)
+            result = train_masked_lm(model, train_ids, tokenizer, args, args.epochs, args.seed, tmp, progress=True)
+            model.bert.requires_grad_(True)
+        save_masked_lm(model, tmp)
+        tokenizer.save_pretrained(tmp)
+        atomic_write_json(tmp / BASE_INFO, {
+            **info, "head_tokens_seen": int(sum(map(len, train_ids)) * args.epochs) if args.epochs else 0,
+            "train_loss": result["train_loss"], "heldout_mlm_loss": heldout_loss(),
+            "tokens_per_s": result["tokens_per_s"], "seconds": time.perf_counter() - start,
+            "parameters": sum(p.numel() for p in model.parameters()), "base": dataclasses.asdict(args),
+            "model": dataclasses.asdict(recipe.model), "vocab_size": len(tokenizer)})
 
 
 def _train_base(recipe: Recipe, corpus: list[str], folder: Path) -> None:

@@ -24,9 +24,8 @@ from tmi_nlp.data.loading import DataError, DataNotFound, Downstream
 from tmi_nlp.data.plan import Plan, make_plan, text_hash
 from tmi_nlp.models.tfidf import reference_accuracy
 from tmi_nlp.models.tokenizer import load_tokenizer, train_wordpiece
-from tmi_nlp.models.training import check_checkpoint
 from tmi_nlp.resolve import resolve
-from tmi_nlp.stages.base import build_base, split_corpus
+from tmi_nlp.stages.base import build_base, fetch_checkpoint, split_corpus
 from tmi_nlp.store import RunDir
 
 # Fields that change where or how a run executes, not what it computes: they may differ on resume
@@ -51,7 +50,7 @@ def pretraining_fields(recipe: Recipe) -> dict[str, tuple[str, ...] | None]:
     the tokenizer is the base's, so the downstream task does not matter: one set of pretrained models serves
     every task; without one, the tokenizer is trained on the downstream texts too.
     """
-    return {"run": ("seed", "num_points"), "data": POOL_FIELDS if recipe.base.corpus else None, "base": None,
+    return {"run": ("seed", "num_points"), "data": POOL_FIELDS if recipe.has_base else None, "base": None,
             "tokenizer": None, "model": None, "pretrain": None}
 PACKAGES = ("tmi-nlp", "torch", "transformers", "tokenizers", "datasets", "peft", "accelerate", "opacus",
             "evaluate", "scikit-learn", "numpy", "safetensors", "huggingface_hub")
@@ -146,8 +145,8 @@ def prepare(recipe: Recipe) -> RunDir:
     run = RunDir(recipe.run_dir)
     if run.config.exists():
         _refuse_other_recipe(recipe, run)
-    if recipe.model.init_from and not run.prepared:
-        check_checkpoint(recipe.model.init_from, "model.init_from")
+    if recipe.base.checkpoint and not run.prepared:
+        fetch_checkpoint(recipe)  # a wrong hash or an unsafe checkpoint is refused before anything is written
     try:
         raw = load_data(recipe)
     except DataNotFound as err:
@@ -164,7 +163,7 @@ def prepare(recipe: Recipe) -> RunDir:
         atomic_write_text(run.config, recipe.to_yaml())
     _record_environment(run)
     source = _reusable_pretraining(recipe, run) if recipe.run.pretrained_from else None
-    if raw.corpus is not None and not run.base.exists():
+    if recipe.has_base and not run.base.exists():
         # Hard links: the base is written once and never modified, and the run folder stays self-contained.
         with atomic_dir(run.base) as tmp:
             shutil.copytree(build_base(recipe, raw.corpus), tmp, dirs_exist_ok=True, copy_function=link_or_copy)
@@ -266,11 +265,10 @@ def _link_pretrained(source: RunDir, run: RunDir, plan: Plan) -> None:
 
 
 def _make_tokenizer(recipe: Recipe, plan: Plan, downstream: Downstream, run: RunDir) -> None:
-    if recipe.base.corpus:
+    if recipe.has_base:  # the base's own: a public checkpoint's, or the one trained on the public corpus
         tokenizer = load_tokenizer(run.base)
-    elif recipe.tokenizer.path or recipe.model.init_from:
-        # Continued pretraining uses the checkpoint's own tokenizer unless one is named.
-        tokenizer = load_tokenizer(recipe.tokenizer.path or recipe.model.init_from)
+    elif recipe.tokenizer.path:
+        tokenizer = load_tokenizer(recipe.tokenizer.path)
     else:
         # Trained on the whole candidate pool and the downstream text: the same for every model,
         # so the vocabulary carries no information about any model's membership.

@@ -85,7 +85,10 @@ def _facts(recipe: Recipe, run: RunDir, summary: dict) -> dict[str, str]:
     reference = (f"; TF-IDF + logistic regression {ref['tfidf_logistic']:.3f}, majority class "
                  f"{ref['majority_class']:.3f} on the same split" if ref else "")
     base = ""
-    if recipe.base.corpus:
+    if recipe.base.checkpoint:
+        info = json.loads((run.base / "base.json").read_text())
+        base = f"continued from the public encoder {info['checkpoint']} ({info['parameters'] / 1e6:.1f}M parameters); "
+    elif recipe.base.corpus:
         info = json.loads((run.base / "base.json").read_text())
         base = (f"continued from a base encoder ({info['parameters'] / 1e6:.1f}M parameters, "
                 f"{info['tokens_seen'] / 1e6:.1f}M public tokens seen, held-out masked-LM loss "

@@ -64,9 +64,8 @@ def _train_one(run: RunDir, recipe: Recipe, i: int, stages: tuple[str, ...]) -> 
     if "pretrain" in stages and not run.model_done(i, "pretrain"):
         start = time.perf_counter()
         members = [tokens["pool"][j] for j in np.flatnonzero(plan.keep[i])]
-        init_from = run.base if recipe.base.corpus else recipe.model.init_from
         result = pretrain_model(members, tokenizer, recipe.model, recipe.pretrain, seed, run.pretrained(i),
-                                init_from=init_from, background=tokens.get("background"))
+                                init_from=run.base if recipe.has_base else "", background=tokens.get("background"))
         timings["pretrain_s"] = time.perf_counter() - start
         timings["pretrain_loss"] = result["train_loss"]
         run.record_stage(i, "pretrain")
