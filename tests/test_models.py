@@ -116,6 +116,25 @@ def test_finetune_method_trains_the_right_parameters(setup, method, extra, tmp_p
     assert np.allclose(again, q[:, 0], atol=1e-4)  # query 0 is the unaugmented text
 
 
+def test_the_linear_probe_reads_each_training_text_once_whatever_the_epochs(setup, tmp_path):
+    """The frozen encoder's states are computed once per model; epochs only retrain the head on them, and the
+    probe trained on cached states predicts as the same head on states computed afresh."""
+    s, encoded = setup, {}
+    for epochs in (1.0, 3.0):
+        args = FinetuneArguments(method="linear", epochs=epochs, learning_rate=5e-3, batch_size=16)
+        set_seed(0)
+        model = get_method("linear").build(s["root"] / "pretrained", 8, s["train"], s["tok"], args)
+        texts = []
+        model.bert.register_forward_hook(lambda module, a, kw, out, seen=texts: seen.append(len(kw["input_ids"])),
+                                         with_kwargs=True)
+        finetune_model(s["root"] / "pretrained", s["train"], s["labels"], s["eval"], s["eval_labels"], 8, s["tok"],
+                       args, QueryArguments(num_queries=3), s["challenge"], seed=0, model_index=0,
+                       output=tmp_path / f"ft{epochs}", queries_path=tmp_path / f"q{epochs}.npy", model=model)
+        encoded[epochs] = sum(texts)
+    # After build: the eval texts and the challenge queries only, never the training texts again.
+    assert encoded[1.0] == encoded[3.0] == len(s["eval"]) + 3 * len(s["challenge"])
+
+
 def test_lora_with_an_unknown_module_name_is_a_clear_error(setup):
     args = FinetuneArguments(method="lora", options={"lora": {"target_modules": ["q_proj"]}})
     with pytest.raises(ValueError, match="q_proj"):

@@ -3,7 +3,9 @@
 The reference code's default. An MLM-pretrained checkpoint has no trained pooler, and the raw
 hidden states have a few huge coordinates, so the head reads features standardised with the
 training set's mean and standard deviation (without it the head barely learned in a prototype).
-The encoder runs without dropout: it is frozen, so its features are deterministic.
+The encoder runs without dropout: it is frozen, so its features are deterministic, and each
+training text's are computed once per model and reused by every epoch (the encoder's forward is
+nearly all of a probe's cost on a real encoder).
 """
 
 from dataclasses import dataclass, field
@@ -11,12 +13,20 @@ from pathlib import Path
 
 import torch
 import torch.nn.functional as F
-from transformers import BertConfig, BertModel, BertPreTrainedModel, PreTrainedTokenizerBase
+from transformers import (
+    BertConfig,
+    BertModel,
+    BertPreTrainedModel,
+    PreTrainedTokenizerBase,
+    Trainer,
+    default_data_collator,
+)
 from transformers.modeling_outputs import SequenceClassifierOutput
 
 from tmi_nlp.callbacks import pad_batch
 from tmi_nlp.config import FinetuneArguments, require
 from tmi_nlp.models.finetune import FinetuneMethod, register
+from tmi_nlp.models.training import quiet_trainer
 
 
 @dataclass
@@ -49,23 +59,30 @@ class BertLinearProbe(BertPreTrainedModel):
             return (hidden * mask).sum(1) / mask.sum(1).clamp_min(1)
         return hidden[:, 0]
 
-    def forward(self, input_ids=None, attention_mask=None, labels=None, **kwargs) -> SequenceClassifierOutput:
-        features = (self.pooled(input_ids, attention_mask) - self.feature_mean) / self.feature_std
+    def forward(self, input_ids=None, attention_mask=None, labels=None, pooled=None,
+                **kwargs) -> SequenceClassifierOutput:
+        """`pooled`: the encoder's pooled states, computed before (training reads each text's once)."""
+        pooled = self.pooled(input_ids, attention_mask) if pooled is None else pooled
+        features = (pooled - self.feature_mean) / self.feature_std
         logits = self.classifier(features)
         loss = F.cross_entropy(logits.float(), labels) if labels is not None else None
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
-    def fit_standardisation(self, train_ids: list[list[int]], pad_id: int, batch_size: int = 256) -> None:
+    def fit_standardisation(self, train_ids: list[list[int]], pad_id: int, batch_size: int = 256) -> torch.Tensor:
+        """Set the standardisation from the training texts' pooled states; returns them [texts, hidden]."""
         self.eval()
         feats = []
-        for start in range(0, len(train_ids), batch_size):
-            ids, mask = pad_batch(train_ids[start:start + batch_size], pad_id)
+        # Texts sorted by length: batches with little padding (the order is undone below).
+        order = sorted(range(len(train_ids)), key=lambda i: len(train_ids[i]))
+        for start in range(0, len(order), batch_size):
+            ids, mask = pad_batch([train_ids[i] for i in order[start:start + batch_size]], pad_id)
             feats.append(self.pooled(ids.to(self.device), mask.to(self.device)))
-        feats = torch.cat(feats)
+        feats = torch.cat(feats)[torch.as_tensor(order).argsort()]
         self.feature_mean.copy_(feats.mean(0))
         self.feature_std.copy_(feats.std(0).clamp_min(1e-6))
         self.train()
+        return feats
 
 
 @register
@@ -81,8 +98,21 @@ class LinearProbe(FinetuneMethod):
         config.probe_pooling = self.options(args).pooling
         model = BertLinearProbe.from_pretrained(pretrained, config=config, use_safetensors=True)
         model.bert.requires_grad_(False)  # again: loading may reset requires_grad
-        model.fit_standardisation(train_ids, tokenizer.pad_token_id)
+        model.train_pooled = model.fit_standardisation(train_ids, tokenizer.pad_token_id).cpu()
         return model
+
+    def trainer(self, model: torch.nn.Module, training_args, dataset: list[dict], tokenizer: PreTrainedTokenizerBase,
+                callbacks: list, args: FinetuneArguments, seed: int) -> Trainer:
+        """The Trainer over the pooled states `build` computed, one row per training text (in `dataset`'s order);
+        the encoder does not run again until the queries."""
+        pooled = model.train_pooled
+        if len(pooled) != len(dataset):
+            raise ValueError(f"{len(dataset)} training texts but {len(pooled)} pooled states; expected the texts "
+                             f"the model was built with")
+        rows = [{"pooled": p, "labels": row["labels"]} for p, row in zip(pooled, dataset, strict=True)]
+        training_args.train_sampling_strategy = "random"  # lengths do not matter once the states are computed
+        return quiet_trainer(model=model, args=training_args, train_dataset=rows, callbacks=callbacks,
+                             data_collator=default_data_collator)
 
     def load(self, finetuned: Path) -> torch.nn.Module:
         return BertLinearProbe.from_pretrained(finetuned, use_safetensors=True)
