@@ -8,6 +8,17 @@ import time
 import torch
 
 
+def cpu_name() -> str:
+    """The CPU's model name (every timing is printed next to it: machines of one name differ in bf16 and AVX-512)."""
+    try:
+        for line in open("/proc/cpuinfo").read().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "unknown CPU"
+
+
 def matmul_peak_gflops(threads: int, dtype: torch.dtype = torch.float32, size: int = 1024,
                        seconds: float = 2.0) -> float:
     """Measured matmul throughput (GFLOP/s) of this CPU at `threads` threads: the MFU denominator."""
