@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 import time
+from pathlib import Path
 
 import torch
 
@@ -11,7 +12,7 @@ import torch
 def cpu_name() -> str:
     """The CPU's model name (every timing is printed next to it: machines of one name differ in bf16 and AVX-512)."""
     try:
-        for line in open("/proc/cpuinfo").read().splitlines():
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
             if line.startswith("model name"):
                 return line.split(":", 1)[1].strip()
     except OSError:
