@@ -1,41 +1,25 @@
 """A public checkpoint as the base: a head-less BertModel folder (as all-MiniLM-L6-v2 ships), its own tokenizer,
 one seeded masked-LM head for every model, its weights' sha256 checked, and the same code for a Hub id."""
 
-import hashlib
 import json
 from pathlib import Path
 
 import pytest
 import torch
+from conftest import headless_checkpoint
 from safetensors.torch import load_file
-from transformers import BertConfig, BertModel
 
 from tmi_nlp.cli import main
 from tmi_nlp.config import RecipeError
 from tmi_nlp.data.synthetic import synthetic_pool
 from tmi_nlp.models import pretrain as pretrain_module
-from tmi_nlp.models.tokenizer import load_tokenizer, wordpiece_vocabulary
+from tmi_nlp.models.tokenizer import load_tokenizer
 from tmi_nlp.stages import base as base_stage
 from tmi_nlp.stages.prepare import prepare
 from tmi_nlp.stages.train import train_models
 from tmi_nlp.store import RunDir
 
 HEAD = "cls.predictions.transform.dense.weight"
-
-
-def headless_checkpoint(folder: Path) -> str:
-    """A checkpoint of the public encoders' format: BertModel without a masked-LM head, an external vocab.txt
-    (uncased WordPiece), 512 positions, a pooler. Returns its model.safetensors' sha256."""
-    folder.mkdir(parents=True)
-    vocab = wordpiece_vocabulary(synthetic_pool(200, seed=11), 400)
-    (folder / "vocab.txt").write_text("\n".join(vocab) + "\n")
-    (folder / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "BertTokenizer",
-                                                              "do_lower_case": True, "model_max_length": 512}))
-    torch.manual_seed(0)
-    config = BertConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                        intermediate_size=64, max_position_embeddings=512, pad_token_id=vocab.index("[PAD]"))
-    BertModel(config).save_pretrained(folder)
-    return hashlib.sha256((folder / "model.safetensors").read_bytes()).hexdigest()
 
 
 def _corpus(tmp_path: Path) -> str:
@@ -133,7 +117,10 @@ def test_a_wrong_sha256_is_refused_before_anything_is_written(tiny, tmp_path, ca
     assert len(err) == 1 and "base.checkpoint_sha256" in err[0]
 
 
-def test_a_hub_id_goes_through_the_same_loading_and_check(tiny, tmp_path, hub):
+def test_a_hub_id_goes_through_the_same_loading_and_check(tiny, tmp_path, hub, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hub-cache"))  # a download, not a cached copy
     sha = headless_checkpoint(tmp_path / "minilm")
     hub.state.repos["public/tiny-minilm"] = {p.name: p.read_bytes() for p in (tmp_path / "minilm").iterdir()}
     hub.state.commits["public/tiny-minilm"] = "a" * 40

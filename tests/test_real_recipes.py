@@ -4,6 +4,7 @@ import json
 from pathlib import Path
 
 import pytest
+from conftest import headless_checkpoint
 
 from tmi_nlp.config import Recipe, load_recipe
 from tmi_nlp.stages import run_all
@@ -28,8 +29,14 @@ def smoke_recipe(path: Path, tmp_path: Path) -> Recipe:
         files = [f for f in getattr(getattr(recipe, section), field).split(",") if f]
         setattr(getattr(recipe, section), field,
                 ",".join(str(ROOT / f) if f.startswith("../shared/") else f for f in files))
+    if recipe.base.checkpoint:  # a tiny checkpoint of the public one's format (BertModel, no head, vocab.txt)
+        folder = tmp_path / "checkpoint"
+        recipe.base.checkpoint_sha256 = (headless_checkpoint(folder) if not folder.exists() else
+                                         recipe.base.checkpoint_sha256)
+        recipe.base.checkpoint = str(folder)
     if recipe.base.corpus:  # a small base, cached in the test's folder
-        recipe.base.max_texts, recipe.base.heldout_texts, recipe.base.epochs = 300, 20, 1.0
+        recipe.base.max_texts, recipe.base.heldout_texts = 300, 20
+        recipe.base.epochs = 1.0 if recipe.base.epochs else 0.0
         recipe.base.cache_dir = str(tmp_path / "bases")
     recipe.run.pretrained_from = ""  # each smoke run pretrains its own models
     return recipe
