@@ -164,9 +164,9 @@ class MaskedLMArguments:
 class BaseArguments(MaskedLMArguments):
     section: ClassVar[str] = "base"
     epochs: float = field(default=1.0, metadata={
-        "help": "Masked-LM epochs over the corpus. With base.checkpoint: epochs training only the masked-LM head "
-                "on the corpus, the encoder frozen (0: the head as built, fresh and seeded where the checkpoint "
-                "has none)."})
+        "help": "Masked-LM epochs over the corpus. With base.checkpoint: epochs of masked-LM training on the corpus "
+                "that adapt the checkpoint before any shadow (the head only, or every weight: "
+                "base.freeze_encoder); 0: the checkpoint as it is, a missing head fresh and seeded."})
     learning_rate: float = field(default=5e-4, metadata={"help": "Peak learning rate (linear decay)."})
     batch_size: int = field(default=64, metadata={"help": "Texts per batch."})
     checkpoint: str = field(default="", metadata={
@@ -175,6 +175,10 @@ class BaseArguments(MaskedLMArguments):
                 "tokenizer is used and its config replaces the model sizes (model.max_length still applies). A "
                 "missing masked-LM head is built once, seeded by base.seed, and stored with the base, so every "
                 "shadow and victim starts from the same weights."})
+    freeze_encoder: bool = field(default=True, metadata={
+        "help": "With base.checkpoint: train only the masked-LM head on the corpus (true), or every weight (false: "
+                "a checkpoint whose encoder was tuned for another objective, as sentence embedders are, relearns "
+                "masked LM on public text first). The result is public either way: the adversary has it too."})
     checkpoint_sha256: str = field(default="", metadata={
         "help": "The sha256 of base.checkpoint's model.safetensors; a checkpoint whose weights differ is refused "
                 "before anything is written. '': not checked."})

@@ -138,7 +138,7 @@ def build_base(recipe: Recipe, corpus: list[str] | None = None) -> Path:
 
 def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, corpus: list[str], folder: Path) -> None:
     """The base from a public checkpoint: its weights and tokenizer, with a masked-LM head (built seeded where it
-    has none; trained `base.epochs` on the corpus with the encoder frozen)."""
+    has none), trained `base.epochs` on the public corpus (the head alone where `base.freeze_encoder`)."""
     args, start = recipe.base, time.perf_counter()
     tokenizer = load_tokenizer(checkpoint)
     set_seed(args.seed)  # the weights the checkpoint lacks (a head) are initialised under this seed
@@ -158,7 +158,8 @@ def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, corpus: list[str], folde
         result = {"train_loss": None, "tokens_per_s": None}
         train_ids = encode(train)
         if train and args.epochs > 0:
-            model.bert.requires_grad_(False)  # the head only (its decoder is tied to the frozen word embeddings)
+            # The head only: its decoder is tied to the word embeddings, which stay frozen with the encoder.
+            model.bert.requires_grad_(not args.freeze_encoder)
             result = train_masked_lm(model, train_ids, tokenizer, args, args.epochs, args.seed, tmp, progress=True)
             model.bert.requires_grad_(True)
         save_masked_lm(model, tmp)
