@@ -70,7 +70,7 @@ def test_a_headless_checkpoint_gets_one_seeded_head_that_every_model_starts_from
     torch.testing.assert_close(load_file(again / "model.safetensors")[HEAD], base[HEAD], rtol=0, atol=0)
 
 
-def test_head_training_moves_the_head_only_and_lowers_the_heldout_loss(tiny, tmp_path):
+def test_head_training_moves_the_head_only_unless_told_and_lowers_the_heldout_loss(tiny, tmp_path):
     sha = headless_checkpoint(tmp_path / "minilm")
     recipe = _recipe(tiny, tmp_path, str(tmp_path / "minilm"), sha, epochs=3.0, learning_rate=0.01)
     folder = base_stage.build_base(recipe)
@@ -80,6 +80,12 @@ def test_head_training_moves_the_head_only_and_lowers_the_heldout_loss(tiny, tmp
     for key, value in ours.items():
         if not key.startswith("pooler"):
             torch.testing.assert_close(base[f"bert.{key}"], value, rtol=0, atol=0)
+    # freeze_encoder: false adapts every weight on the public text (another base, under another key).
+    unfrozen = base_stage.build_base(_recipe(tiny, tmp_path, str(tmp_path / "minilm"), sha, epochs=3.0,
+                                             learning_rate=0.01, freeze_encoder=False))
+    assert unfrozen != folder
+    moved = load_file(unfrozen / "model.safetensors")["bert.encoder.layer.0.attention.self.query.weight"]
+    assert not torch.allclose(moved, ours["encoder.layer.0.attention.self.query.weight"])
 
 
 def test_the_background_share_reaches_the_trainer(tiny, tmp_path, monkeypatch):
