@@ -96,6 +96,39 @@ def test_yaml_is_loaded_safely(tmp_path):
         load_recipe(path)
 
 
+def _alias_bomb(section: str, field: str) -> str:
+    """ "Billion laughs": nine aliases per level over nine levels, 387 million strings once expanded, in one field."""
+    levels = ["  l0: &l0 lol"] + [f"  l{k}: &l{k} [{', '.join([f'*l{k - 1}'] * 9)}]" for k in range(1, 10)]
+    key, _, inner = field.partition(".")
+    value = f"{{{inner}: *l9}}" if inner else "*l9"
+    return f"{section}:\n" + "\n".join(levels) + f"\n  {key}: {value}\n"
+
+
+@pytest.mark.parametrize("place", ["model.hidden_size", "attack.metaclassifiers", "pretrain.trainer.report_to"])
+def test_a_yaml_alias_bomb_is_refused_at_once_and_no_value_is_printed_whole(tmp_path, place):
+    section, _, field = place.partition(".")
+    path = tmp_path / "bomb.yaml"
+    path.write_text(_alias_bomb(section, field))
+    with pytest.raises(RecipeError, match=r"an alias \(\*l0\) at line 3: aliases are not accepted") as err:
+        load_recipe(path)
+    assert len(str(err.value)) < 400
+
+
+def test_duplicate_yaml_keys_and_huge_values_are_refused_in_one_short_line(tmp_path):
+    path = tmp_path / "twice.yaml"
+    path.write_text("pretrain: {epochs: 2.0}\nrun: {name: a}\npretrain: {epochs: 3.0}\n")
+    with pytest.raises(RecipeError, match=r"the key 'pretrain' twice in one mapping \(line 3\)"):
+        load_recipe(path)
+    path.write_text("run: {name: a, num_models: 1, num_models: 2}\n")
+    with pytest.raises(RecipeError, match="the key 'num_models' twice"):
+        load_recipe(path)
+    path.write_text("model: {hidden_size: [" + ", ".join(["1"] * 50_000) + "]}\n")
+    cut = r"model.hidden_size = \[1, 1, 1, 1, 1, 1, 1, 1, \.\.\.\]: expected int"
+    with pytest.raises(RecipeError, match=cut) as err:
+        load_recipe(path)
+    assert len(str(err.value)) < 300
+
+
 def test_trainer_fields_reach_training_arguments_and_warmup_is_a_share_of_the_steps(tmp_path):
     args = training_arguments(tmp_path, epochs=2.0, learning_rate=1e-3, batch_size=8, weight_decay=0.0,
                               warmup_ratio=0.1, precision="fp32", seed=3,

@@ -16,6 +16,7 @@ CLI, the API and the prepare stage call.
 import copy
 import dataclasses
 import re
+import reprlib
 import types
 import typing
 from dataclasses import dataclass, field
@@ -29,10 +30,59 @@ class RecipeError(ValueError):
     """A recipe field has an unknown name, a wrong type or a value out of range."""
 
 
+def shown(value: Any, limit: int = 120) -> str:
+    """`repr(value)`, cut to `limit` characters: an error names a value without printing all of a huge one."""
+    short = reprlib.Repr()  # attributes, not keywords: Python 3.10 and 3.11 take none
+    short.maxlevel, short.maxlist, short.maxdict, short.maxstring, short.maxother = 3, 8, 8, limit, limit
+    text = short.repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 def require(ok: bool, section: str, name: str, value: Any, expected: str) -> None:
     """Raise `RecipeError` naming `section.name`, the value and what was expected, unless `ok`."""
     if not ok:
-        raise RecipeError(f"{section}.{name} = {value!r}: expected {expected}")
+        raise RecipeError(f"{section}.{name} = {shown(value)}: expected {expected}")
+
+
+# A recipe is a page of settings: bigger than this, or a YAML alias (which can expand a few lines into gigabytes,
+# "billion laughs"), is not one.
+MAX_YAML_CHARS = 1_000_000
+
+
+class _RecipeLoader(yaml.SafeLoader):
+    """PyYAML's safe loader without aliases and without duplicate keys (where the last would silently win)."""
+
+    def compose_node(self, parent, index):
+        if self.check_event(yaml.AliasEvent):
+            event = self.peek_event()
+            raise yaml.YAMLError(f"an alias (*{event.anchor}) at line {event.start_mark.line + 1}: aliases are not "
+                                 f"accepted in a recipe (write the value out)")
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node, deep=False):
+        seen = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            if isinstance(key, str) and key in seen:
+                raise yaml.YAMLError(f"the key {key!r} twice in one mapping (line {key_node.start_mark.line + 1}); "
+                                     f"expected each key once")
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+class _PlainDumper(yaml.SafeDumper):
+    """Never writes an alias (load_yaml refuses them), even where two fields hold one object."""
+
+    def ignore_aliases(self, data) -> bool:
+        return True
+
+
+def load_yaml(text: str) -> Any:
+    """Parse recipe YAML safely and within bounds: no tags that build objects, no aliases, no duplicate keys, at
+    most MAX_YAML_CHARS characters. Raises `yaml.YAMLError`."""
+    if len(text) > MAX_YAML_CHARS:
+        raise yaml.YAMLError(f"{len(text):,} characters; expected at most {MAX_YAML_CHARS:,}")
+    return yaml.load(text, Loader=_RecipeLoader)  # noqa: S506 (a SafeLoader subclass)
 
 
 MAX_MODELS = 10_000  # beyond it the membership plan alone (models x pool booleans) outgrows a machine
@@ -430,7 +480,7 @@ class Recipe:
         return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        return yaml.dump(self.to_dict(), Dumper=_PlainDumper, sort_keys=False)
 
     @property
     def run_dir(self) -> Path:
@@ -504,7 +554,7 @@ def parse_dataclass(cls: type, values: Any, where: str) -> Any:
     if values is None:
         values = {}
     if not isinstance(values, dict):
-        raise RecipeError(f"{where} = {values!r}: expected a mapping of {cls.__name__} fields")
+        raise RecipeError(f"{where} = {shown(values)}: expected a mapping of {cls.__name__} fields")
     hints = typing.get_type_hints(cls)
     known = {f.name for f in dataclasses.fields(cls)}
     for key, value in values.items():
@@ -514,7 +564,7 @@ def parse_dataclass(cls: type, values: Any, where: str) -> Any:
                 raise RecipeError(f"{where}.{key}: this key moved to {moved}; expected it there")
             raise RecipeError(f"{where}.{key}: unknown key; expected one of {sorted(known)}")
         if not _type_ok(value, hints[key]) and not (_takes_float(hints[key]) and _is_number_text(value)):
-            raise RecipeError(f"{where}.{key} = {value!r}: expected {_type_name(hints[key])}")
+            raise RecipeError(f"{where}.{key} = {shown(value)}: expected {_type_name(hints[key])}")
     values = {k: _as_float(v) if _takes_float(hints[k]) else v for k, v in values.items()}
     return cls(**values)
 
@@ -537,7 +587,7 @@ def recipe_from_dict(raw: Any) -> Recipe:
     if raw is None:
         raw = {}
     if not isinstance(raw, dict):
-        raise RecipeError(f"recipe = {raw!r}: expected a mapping of sections {sorted(SECTIONS)}")
+        raise RecipeError(f"recipe = {shown(raw)}: expected a mapping of sections {sorted(SECTIONS)}")
     for section in raw:
         if section not in SECTIONS:
             raise RecipeError(f"{section}: unknown section; expected one of {sorted(SECTIONS)}")
@@ -579,7 +629,7 @@ def load_recipe(path: str | Path, overrides: list[str] | None = None) -> Recipe:
     if not path.is_file():
         raise RecipeError(f"recipe = {str(path)!r}: expected an existing YAML file")
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+        raw = load_yaml(path.read_text(encoding="utf-8")) or {}
     except UnicodeDecodeError as err:
         raise RecipeError(f"recipe {str(path)!r}: not UTF-8 text ({err.reason} at byte {err.start}); expected a "
                           f"UTF-8 YAML file") from err
@@ -600,15 +650,15 @@ def apply_overrides(raw: Any, overrides: list[str]) -> Any:
         key, sep, value = item.partition("=")
         path = key.split(".")
         if not sep or len(path) < 2 or not all(path):
-            raise RecipeError(f"override {item!r}: expected section.key=value")
+            raise RecipeError(f"override {shown(item)}: expected section.key=value")
         target = raw
         for depth, part in enumerate(path[:-1]):
             target.setdefault(part, {})
             if not isinstance(target[part], dict):
-                raise RecipeError(f"{'.'.join(path[:depth + 1])} = {target[part]!r}: expected a mapping")
+                raise RecipeError(f"{'.'.join(path[:depth + 1])} = {shown(target[part])}: expected a mapping")
             target = target[part]
         try:
-            target[path[-1]] = yaml.safe_load(value)
+            target[path[-1]] = load_yaml(value)
         except yaml.YAMLError as err:
-            raise RecipeError(f"override {item!r}: value is not valid YAML ({err})") from err
+            raise RecipeError(f"override {shown(item)}: value is not valid YAML ({err})") from err
     return raw

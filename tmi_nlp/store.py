@@ -28,7 +28,7 @@ import numpy as np
 import yaml
 
 from tmi_nlp.atomic import atomic_write_json, file_sha256
-from tmi_nlp.config import Recipe, RecipeError, migrate, recipe_from_dict
+from tmi_nlp.config import Recipe, RecipeError, load_yaml, migrate, recipe_from_dict
 from tmi_nlp.data.plan import Plan
 
 # The per-model stages, in order, and what marks each one finished.
@@ -187,7 +187,7 @@ class RunDir:
         if not self.config.exists():
             raise RecipeError(f"{self.root}: expected a run folder with config.yaml")
         try:
-            raw = yaml.safe_load(self.config.read_text(encoding="utf-8"))
+            raw = load_yaml(self.config.read_text(encoding="utf-8"))
         except (yaml.YAMLError, UnicodeDecodeError) as err:
             raise RecipeError(f"{self.config}: not the YAML tmi-nlp wrote ({str(err).splitlines()[0]}); restore it "
                               f"(it records how the run's models were made) or start a new run") from err

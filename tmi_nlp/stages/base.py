@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 from transformers import set_seed
 
-from tmi_nlp.atomic import atomic_dir, atomic_write_json, file_lock
+from tmi_nlp.atomic import atomic_dir, atomic_write_json, file_lock, file_sha256
 from tmi_nlp.config import Recipe, RecipeError
 from tmi_nlp.data.loading import load_base_corpus
 from tmi_nlp.data.plan import text_hash
@@ -52,14 +52,6 @@ def split_corpus(texts: list[str], heldout: int, seed: int) -> tuple[list[str], 
     """(train, held-out) texts: a seeded draw of `heldout` texts is kept out of training."""
     out = set(np.random.default_rng([seed, 19]).choice(len(texts), heldout, replace=False).tolist())
     return [t for i, t in enumerate(texts) if i not in out], [t for i, t in enumerate(texts) if i in out]
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def weights_sha256(folder: Path) -> str:
