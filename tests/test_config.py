@@ -186,6 +186,9 @@ def test_length_grouped_finetuning_reaches_the_trainer_and_old_runs_keep_shuffle
     ("run.seed=42949", r"run.seed = 42949: expected an integer in \[0, 42948\]"),
     ("run.seed=-1", r"run.seed = -1: expected an integer in \[0, "),
     ("pretrain.epochs=.inf", r"pretrain.epochs = inf: expected a finite number > 0"),
+    ("pretrain.epochs=nan", r"pretrain.epochs = nan: expected a number"),
+    ("pretrain.epochs=inf", r"pretrain.epochs = inf: expected a finite number > 0"),
+    ("attack.weight_decay=.nan", r"attack.weight_decay = nan: expected a number"),
     ("run.num_models=100000000000", r"run.num_models = 100000000000: expected an integer in \[3, 10000\]"),
 ])
 def test_values_that_would_fail_after_the_run_folder_is_written_are_refused_first(override, message):

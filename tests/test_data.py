@@ -152,3 +152,16 @@ def test_a_pool_of_csv_txt_and_jsonl_files_loads_as_one_text_column(tmp_path):
     dataset = load_text_dataset(spec, "train", "data.pool")
     assert list(dataset["text"]) == ["first csv text", "second csv text", "a plain line", "another plain line",
                                      "json one", "json two"]
+
+
+def test_a_home_relative_data_path_is_expanded_and_no_copy_is_left_in_the_datasets_cache(tmp_path, monkeypatch):
+    import datasets.config
+
+    monkeypatch.setenv("HOME", str(tmp_path / "home"))
+    (tmp_path / "home").mkdir()
+    (tmp_path / "home" / "pool.txt").write_text("\n".join(synthetic_pool(30, seed=1)) + "\n")
+    monkeypatch.setattr(datasets.config, "HF_DATASETS_CACHE", tmp_path / "datasets-cache")
+    pool, _ = load_pool(DataArguments(pool="~/pool.txt", pool_size=20), seed=0)
+    assert len(pool) == 20
+    cache = tmp_path / "datasets-cache"
+    assert not cache.exists() or not any(p.is_file() for p in cache.rglob("*"))

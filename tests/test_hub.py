@@ -77,8 +77,16 @@ def test_a_pulled_zoo_is_checked_file_by_file_and_a_bad_one_leaves_nothing(tiny,
     pull_fails(lambda repo: repo.update({"plan/extra.npy": b"x"}), "plan/extra.npy (and 0 more) are not in")
     pull_fails(lambda repo: repo.pop("zoo_manifest.json"), "no zoo_manifest.json")
     pull_fails(lambda repo: repo.update({"README.md": b"# a zoo"}), "states no membership plan sha256")
-    hub.state.repos["alice/zoo"] = clean
+    pull_fails(lambda repo: repo.update({"../../escaped.txt": b"x"}), "the download failed")
+    assert not list(tmp_path.parent.glob("escaped.txt")) and not list(tmp_path.glob("escaped.txt"))
+    # Another pull's folder, or anything else of that name, is left alone.
+    (tmp_path / ".good.pulling").mkdir()
+    (tmp_path / ".good.pulling" / "mine.txt").write_text("not the pull's")
+    hub.state.repos["alice/zoo"] = {**clean, ".cache/unchecked.txt": b"escapes the manifest"}
+    hub.state.commits["alice/zoo"] = "c" * 40
     assert main(["pull", "alice/zoo", str(tmp_path / "good")]) == 0 and (tmp_path / "good" / "plan").is_dir()
+    assert not (tmp_path / "good" / ".cache").exists()  # nothing under .cache/ is kept unchecked
+    assert (tmp_path / ".good.pulling" / "mine.txt").read_text() == "not the pull's"
 
 
 def test_links_out_of_the_run_are_refused_before_any_upload_or_write(tiny, tmp_path, hub, capsys):

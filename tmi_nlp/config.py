@@ -534,8 +534,10 @@ def _type_ok(value: Any, annotation: Any) -> bool:
 
 
 def _is_number_text(value: Any) -> bool:
+    """Text YAML did not read as a number but float() does ('1e-4', 'nan', 'inf'): the range checks judge it."""
     try:
-        return isinstance(value, str) and float(value) == float(value)  # not 'nan'
+        float(value)
+        return isinstance(value, str)
     except ValueError:
         return False
 
@@ -566,6 +568,9 @@ def parse_dataclass(cls: type, values: Any, where: str) -> Any:
         if not _type_ok(value, hints[key]) and not (_takes_float(hints[key]) and _is_number_text(value)):
             raise RecipeError(f"{where}.{key} = {shown(value)}: expected {_type_name(hints[key])}")
     values = {k: _as_float(v) if _takes_float(hints[k]) else v for k, v in values.items()}
+    for key, value in values.items():
+        if isinstance(value, float) and value != value:
+            raise RecipeError(f"{where}.{key} = nan: expected a number")
     return cls(**values)
 
 

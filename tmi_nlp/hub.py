@@ -16,6 +16,7 @@ The token comes from `token=`, the `HF_TOKEN` environment variable or `huggingfa
 import hashlib
 import json
 import shutil
+import tempfile
 from pathlib import Path
 
 from tmi_nlp.store import RunDir, file_record
@@ -82,8 +83,8 @@ class ZooError(ValueError):
 
 
 def verify_zoo(folder: Path, repo_id: str) -> None:
-    """Every file of the manifest present with its size and sha256, no file outside it (the card, the manifest
-    and huggingface_hub's .cache aside), no link out of the folder, and the plan's hash as the card states."""
+    """Every file of the manifest present with its size and sha256, no file outside it (the card and the manifest
+    aside), no link out of the folder, and the plan's hash as the card states."""
     if not (folder / ZOO_MANIFEST).exists():
         raise ZooError(f"{repo_id}: no {ZOO_MANIFEST}; expected a zoo pushed with one (every file's size and "
                        f"sha256), so that what is pulled can be checked")
@@ -93,11 +94,13 @@ def verify_zoo(folder: Path, repo_id: str) -> None:
         path = folder / name
         if not path.is_file():
             raise ZooError(f"{repo_id}: {name} is missing; the manifest lists it")
-        if file_record(path) != entry:
-            raise ZooError(f"{repo_id}: {name} does not match the manifest (size {path.stat().st_size}, expected "
-                           f"{entry['size']}; or another sha256)")
+        record = file_record(path)
+        if record != entry:
+            what = (f"size {record['size']}, expected {entry['size']}" if record["size"] != entry["size"] else
+                    f"sha256 {record['sha256'][:16]}..., expected {str(entry.get('sha256'))[:16]}...")
+            raise ZooError(f"{repo_id}: {name} does not match the manifest ({what})")
     extra = [p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file()
-             and p.relative_to(folder).parts[0] not in ("README.md", ZOO_MANIFEST, ".cache")
+             and p.relative_to(folder).parts[0] not in ("README.md", ZOO_MANIFEST)
              and p.relative_to(folder).as_posix() not in manifest]
     if extra:
         raise ZooError(f"{repo_id}: {extra[0]} (and {len(extra) - 1} more) are not in the manifest")
@@ -120,10 +123,17 @@ def pull_zoo(repo_id: str, destination: str | Path, token: str | None = None, re
     destination = Path(destination)
     if destination.exists() and any(destination.iterdir()):
         raise ZooError(f"{destination}: exists and is not empty; expected a new folder to pull into")
-    tmp = destination.parent / f".{destination.name}.pulling"
-    shutil.rmtree(tmp, ignore_errors=True)
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    # A fresh name: a folder left by another pull (or anything else) is never touched.
+    tmp = Path(tempfile.mkdtemp(prefix=f".{destination.name}.pulling-", dir=destination.parent))
     try:
-        snapshot_download(repo_id, local_dir=tmp, token=token, revision=revision)
+        try:
+            snapshot_download(repo_id, local_dir=tmp, token=token, revision=revision)
+        except Exception as err:  # huggingface_hub raises many types: a bad file name, HTTP, a lost connection
+            raise ZooError(f"{repo_id}: the download failed ({type(err).__name__}: "
+                           f"{str(err).splitlines()[0] if str(err) else ''}); nothing was kept") from err
+        # huggingface_hub's own download records; a zoo file under .cache/ would escape the manifest check.
+        shutil.rmtree(tmp / ".cache", ignore_errors=True)
         verify_zoo(tmp, repo_id)
         if destination.exists():
             destination.rmdir()

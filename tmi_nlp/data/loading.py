@@ -1,5 +1,6 @@
 """Load the pretraining pool and the downstream task: built-in synthetic data or any `datasets` source."""
 
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,8 +46,12 @@ def _load_file(load_dataset, path: str, split: str, field_name: str):
     if Path(path).stat().st_size == 0:
         raise DataError(f"{field_name}: {path!r} is empty; expected texts")
     try:
-        return load_dataset(_BUILDERS[_file_type(path)], data_files={split: [path]}, split=split,
-                            **({"delimiter": "\t"} if _file_type(path) == ".tsv" else {}))
+        # Into memory, through a cache of its own that is removed after: datasets would otherwise keep an Arrow
+        # copy of every local file under the home folder for good (210 MB for a 1-million-line pool).
+        with tempfile.TemporaryDirectory(prefix="tmi-nlp-datasets-") as cache:
+            return load_dataset(_BUILDERS[_file_type(path)], data_files={split: [path]}, split=split,
+                                cache_dir=cache, keep_in_memory=True,
+                                **({"delimiter": "\t"} if _file_type(path) == ".tsv" else {}))
     except Exception as err:  # datasets wraps the reader's error (DatasetGenerationError): name its cause
         cause = err
         while cause.__cause__ is not None:
@@ -67,7 +72,8 @@ def load_text_dataset(spec: str, split: str, field_name: str):
     """
     from datasets import Dataset, load_dataset
 
-    files = [p.strip() for p in spec.split(",") if p.strip()]
+    files = [str(Path(p.strip()).expanduser()) if p.strip().startswith("~") else p.strip()
+             for p in spec.split(",") if p.strip()]
     if all(Path(f).exists() for f in files):
         unknown = sorted({_file_type(f) for f in files} - set(_BUILDERS))
         if unknown:
