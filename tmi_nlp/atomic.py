@@ -149,17 +149,31 @@ _HELD: set[Path] = set()  # run folders whose writer lock this process holds
 
 
 @contextmanager
-def writer_lock(root: str | Path) -> Iterator[None]:
+def writer_lock(root: str | Path, keep_if: str = "") -> Iterator[None]:
     """Be the one writer of run folder `root` for the duration, or raise `RunLocked` naming the other process.
 
     Re-entrant within a process (run_all holds it while its stages run); the OS releases it when the holder
-    exits or is killed, so a crashed run never leaves its folder locked.
+    exits or is killed, so a crashed run never leaves its folder locked. A folder this call created is removed
+    again when the work fails before the file `keep_if` (a path in it) exists: a recipe whose data is refused
+    leaves no run folder behind.
     """
     root = Path(root).resolve()
     if root in _HELD:
         yield
         return
+    created = not root.exists()
     root.mkdir(parents=True, exist_ok=True)
+    try:
+        with _held(root):
+            yield
+    except BaseException:
+        if created and keep_if and not (root / keep_if).exists():
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+@contextmanager
+def _held(root: Path) -> Iterator[None]:
     with open(root / ".writer.lock", "a+") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

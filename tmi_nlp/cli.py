@@ -36,7 +36,7 @@ from tmi_nlp.stages.dataset import dataset_power, dataset_test, target_set_test
 from tmi_nlp.stages.target import attack_target, load_target
 from tmi_nlp.stages.train import WorkerError
 from tmi_nlp.stages.victims import attack_victims
-from tmi_nlp.store import RunDir
+from tmi_nlp.store import PREPARED, RunDir
 
 STAGES = ("base", "prepare", "pretrain", "finetune", "attack", "dataset", "report", "run", "check")
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
                 return 0
             _print_summary(recipe, run_all(recipe), time.perf_counter() - start)
             return 0
-        with writer_lock(recipe.run_dir):
+        with writer_lock(recipe.run_dir, keep_if=PREPARED):
             _stage(args, recipe, start)
         return 0
     except (RecipeError, DataError, DiskSpaceError, LaunchError, WorkerError, RunLocked, hub.ZooError) as err:

@@ -55,6 +55,9 @@ def _check(root: Path, manifest: dict, hashes: bool) -> None:
 QUERIES = "queries"
 
 
+PREPARED = "data/fingerprint.json"  # written last by prepare: a folder that has it is prepared
+
+
 class RunDir:
     """Paths of the on-disk contract, and readers of what the stages wrote."""
 
@@ -79,7 +82,7 @@ class RunDir:
 
     @property
     def fingerprint(self) -> Path:
-        return self.data / "fingerprint.json"
+        return self.root / PREPARED
 
     @property
     def reference(self) -> Path:

@@ -12,12 +12,13 @@
 from tmi_nlp.atomic import writer_lock
 from tmi_nlp.config import Recipe
 from tmi_nlp.stages import prepare, report, train
+from tmi_nlp.store import PREPARED
 
 
 def run_all(recipe: Recipe, progress: bool = True) -> dict:
     """Every stage in order, skipping finished work; returns the report's summary. One writer per run folder:
     a second process gets `RunLocked`."""
-    with writer_lock(recipe.run_dir):
+    with writer_lock(recipe.run_dir, keep_if=PREPARED):
         prepare.prepare(recipe)
         train.train_models(recipe, progress=progress)
         return report.report(recipe)

@@ -157,6 +157,10 @@ def prepare(recipe: Recipe) -> RunDir:
         return run
     if run.prepared:
         check_fingerprint(run, raw.fingerprint)
+    elif raw.num_given and raw.num_given != recipe.run.num_points:  # refused before anything is written
+        given_by = "data.challenge has" if recipe.data.challenge else "data.known_pool_of leaves"
+        raise DataError(f"run.num_points = {recipe.run.num_points}: {given_by} {raw.num_given} "
+                        f"candidate texts; expected them equal")
     run.root.mkdir(parents=True, exist_ok=True)
     clean_temporaries(run.root)
     if not run.config.exists():
@@ -168,12 +172,7 @@ def prepare(recipe: Recipe) -> RunDir:
         with atomic_dir(run.base) as tmp:
             shutil.copytree(build_base(recipe, raw.corpus), tmp, dirs_exist_ok=True, copy_function=link_or_copy)
     if not Plan.exists(run.plan):
-        num_given = raw.num_given
-        if num_given and num_given != recipe.run.num_points:
-            given_by = "data.challenge has" if recipe.data.challenge else "data.known_pool_of leaves"
-            raise DataError(f"run.num_points = {recipe.run.num_points}: {given_by} {num_given} "
-                            f"candidate texts; expected them equal")
-        given = np.arange(num_given) if num_given else None
+        given = np.arange(raw.num_given) if raw.num_given else None
         plan = make_plan(raw.pool, recipe.run.num_models, recipe.run.num_points, recipe.run.seed, challenge=given)
         plan.save(run.plan)
     plan = run.load_plan()

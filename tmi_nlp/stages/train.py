@@ -175,8 +175,9 @@ def _train_in_workers(run: RunDir, todo: list[int], stages: tuple[str, ...], wor
         jobs.put(i)
     events: queue.SimpleQueue[tuple[str, int, object]] = queue.SimpleQueue()
     command, env = _worker_command(run, stages, threads)
-    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env)
-             for _ in range(workers)]
+    # A session of their own: Ctrl-C reaches this process only, which stops them (below) without their tracebacks.
+    procs = [subprocess.Popen(command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, env=env,
+                              start_new_session=True) for _ in range(workers)]
 
     def drive(proc: subprocess.Popen) -> None:
         """Feed one worker until the jobs run out; report each result, or that the worker died on model i."""
@@ -210,8 +211,9 @@ def _train_in_workers(run: RunDir, todo: list[int], stages: tuple[str, ...], wor
                 raise WorkerError(f"model {i}: its worker process {_exit_reason(payload.wait())} (its output is "
                                   f"above); models finished before are kept, rerun to resume")
             elif "error" in payload:
-                raise WorkerError(f"model {i}: {payload['error']} (the worker's traceback is above); models finished "
-                                  f"before are kept, rerun to resume")
+                where = " (the worker's traceback is above)" if payload.get("traceback", True) else ""
+                raise WorkerError(f"model {i}: {payload['error']}{where}; models finished before are kept, rerun to "
+                                  f"resume")
             else:
                 results.append(payload)
                 on_result()

@@ -2,7 +2,8 @@
 
 Reads model indices from standard input, one a line, trains each (`train.train_one`) from what
 the run folder holds, and answers one JSON line per model: its timings, or {"model", "error"}
-after which it exits (the traceback goes to standard error). The answers travel on a private
+after which it exits (the traceback of an unexpected error goes to standard error; a refused input or an
+operating-system error, a full disk say, is its one line). The answers travel on a private
 copy of standard output; everything else a library prints goes to standard error.
 """
 
@@ -11,6 +12,9 @@ import os
 import sys
 import traceback
 
+from tmi_nlp.atomic import DiskSpaceError
+from tmi_nlp.config import RecipeError
+from tmi_nlp.data.loading import DataError
 from tmi_nlp.models.training import torch_threads
 from tmi_nlp.resolve import resolve
 from tmi_nlp.stages.train import train_one
@@ -29,8 +33,11 @@ def main(argv: list[str]) -> int:
             try:
                 answer = train_one(run, recipe, i, stages)
             except Exception as err:
-                traceback.print_exc()
-                answers.write(json.dumps({"model": i, "error": f"{type(err).__name__}: {err}"}) + "\n")
+                expected = isinstance(err, (OSError, RecipeError, DataError, DiskSpaceError))
+                if not expected:
+                    traceback.print_exc()
+                answers.write(json.dumps({"model": i, "error": f"{type(err).__name__}: {err}",
+                                          "traceback": not expected}) + "\n")
                 return 1
             answers.write(json.dumps(answer) + "\n")
     return 0
