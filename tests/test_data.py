@@ -126,6 +126,33 @@ def test_near_duplicates_are_one_text_to_the_pool_and_to_the_downstream_overlap(
     assert len(down.train_texts) == 30 and len(down.eval_texts) == 10
 
 
+def test_texts_the_tokenizer_sees_as_one_are_one_and_texts_without_tokens_are_dropped(tmp_path, capsys):
+    """Accents, zero-width and control characters, punctuation spacing: twins to the tokenizer (equal token ids)
+    are one text to the pool and to the downstream overlap; a text of invisible characters is no text."""
+    from tmi_nlp.models.tokenizer import train_wordpiece
+
+    texts = [f"note {i}, about the cafe patient in ward {i % 7}." for i in range(60)]
+    twins = [t.replace("cafe", "caf\u00e9").replace(" ", " \u200b", 1).replace(",", " ,") for t in texts]
+    pool_file = tmp_path / "pool.txt"
+    lines = [x for pair in zip(texts, twins, strict=True) for x in pair] + ["\u200b\u200d", "\x07"]
+    pool_file.write_text("\n".join(lines) + "\n")
+    tokenizer = train_wordpiece(texts, 300)
+    assert all(tokenizer(a)["input_ids"] == tokenizer(b)["input_ids"] for a, b in zip(texts, twins, strict=True))
+    pool, _ = load_pool(DataArguments(pool=str(pool_file), pool_size=60), seed=0)
+    ids = [tuple(tokenizer(t)["input_ids"]) for t in pool]
+    assert len(set(ids)) == 60 and all(len(i) > 2 for i in ids)  # 60 distinct texts, none without a token
+    assert "2 text(s) have no token" in capsys.readouterr().err
+    task = tmp_path / "task.jsonl"
+    rows = [{"text": twins[i], "label": i % 2} for i in range(30)] + [{"text": "\u200b", "label": 0}]
+    rows += [{"text": f"an unrelated review number {i}", "label": i % 2} for i in range(40)]
+    task.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    down = load_downstream(DataArguments(pool=str(pool_file), downstream=str(task), num_train=30, num_eval=10),
+                           seed=0, pool=pool)
+    pool_ids = set(ids)
+    assert not any(tuple(tokenizer(t)["input_ids"]) in pool_ids for t in down.train_texts + down.eval_texts)
+    assert all(len(tokenizer(t)["input_ids"]) > 2 for t in down.train_texts + down.eval_texts)
+
+
 def test_class_names_are_mapped_in_sorted_order_and_a_missing_label_names_its_row(tmp_path):
     task = tmp_path / "task.csv"
     rows = [(f"review {i} of a film", ["pos", "neg"][i % 2]) for i in range(40)]

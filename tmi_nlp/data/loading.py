@@ -1,10 +1,12 @@
 """Load the pretraining pool and the downstream task: built-in synthetic data or any `datasets` source."""
 
+import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from tokenizers import normalizers, pre_tokenizers
 
 from tmi_nlp.config import BaseArguments, DataArguments
 from tmi_nlp.data.plan import Plan
@@ -117,7 +119,9 @@ def load_challenge(args: DataArguments) -> list[str]:
         return []
     dataset = load_text_dataset(args.challenge, "train", "data.challenge")
     texts = _column(dataset, args.challenge_text_column, "data.challenge_text_column", args.challenge)
-    texts = distinct([t.strip() for t in texts if isinstance(t, str) and t.strip()])
+    texts = [t.strip() for t in texts if isinstance(t, str) and t.strip()]
+    _note_tokenless(texts, "data.challenge")
+    texts = distinct(texts)
     if not texts:
         raise DataError(f"data.challenge = {args.challenge!r}: no non-empty texts")
     return texts
@@ -199,19 +203,37 @@ def corpus_texts(spec: str, split: str, column: str, chunk_words: int, spec_fiel
     texts = [t for t in texts if t and not t.startswith("=")]  # drop blanks and WikiText headings
     if chunk_words:
         texts = [t for t in _chunk(texts, chunk_words) if len(t.split()) >= chunk_words // 2]
+    _note_tokenless(texts, spec_field)
     return distinct(texts)
 
 
+def _note_tokenless(texts: list[str], field_name: str) -> None:
+    """Say how many texts have no token at all (only control or zero-width characters): `distinct` drops them."""
+    empty = sum(not normalise(t) for t in texts)
+    if empty:
+        print(f"tmi-nlp: note: {field_name}: {empty} text(s) have no token (only control or zero-width characters); "
+              f"dropped", file=sys.stderr)
+
+
+# BERT's own text normalisation and word splitting, as every uncased WordPiece tokenizer of this project applies
+# them: lower case, accents stripped, control and zero-width characters removed, punctuation split off.
+_NORMALIZER = normalizers.BertNormalizer(clean_text=True, handle_chinese_chars=True, strip_accents=True,
+                                         lowercase=True)
+_WORDS = pre_tokenizers.BertPreTokenizer()
+
+
 def normalise(text: str) -> str:
-    """What an uncased tokenizer sees of a text, near enough: lower case, single spaces."""
-    return " ".join(text.lower().split())
+    """What an uncased BERT tokenizer sees of a text: its words after BERT's normalisation, one space apart. Texts
+    equal here get equal token ids from any WordPiece vocabulary; '' for a text with no token at all."""
+    return " ".join(word for word, _ in _WORDS.pre_tokenize_str(_NORMALIZER.normalize_str(text)))
 
 
 def distinct(texts: list[str]) -> list[str]:
-    """The texts without repeats, compared as the model sees them (`normalise`): the first of each is kept. Two
-    texts that differ only in case or spacing are one text to an uncased tokenizer, and as twins of opposite
-    membership they would make a challenge point unanswerable."""
-    seen: set[str] = set()
+    """The texts without repeats, compared as the model sees them (`normalise`): the first of each is kept, and
+    texts with no token (only control or zero-width characters) are dropped. Texts that differ only in case,
+    accents, spacing or invisible characters are one text to the tokenizer, and as twins of opposite membership
+    they would make a challenge point unanswerable."""
+    seen: set[str] = {""}
     kept = []
     for text in texts:
         key = normalise(text)
@@ -295,7 +317,7 @@ def _labelled(args: DataArguments, split: str) -> tuple[list[str], list[int]]:
     texts = _column(dataset, args.downstream_text_column, "data.downstream_text_column", args.downstream)
     labels = _label_values(_column(dataset, args.downstream_label_column, "data.downstream_label_column",
                                    args.downstream), args.downstream_label_column)
-    keep = [i for i, t in enumerate(texts) if isinstance(t, str) and t.strip()]
+    keep = [i for i, t in enumerate(texts) if isinstance(t, str) and normalise(t)]
     if not keep:
         raise DataError(f"data.downstream_text_column = {args.downstream_text_column!r}: no non-empty texts")
     order = np.random.default_rng(len(keep)).permutation(keep)
