@@ -7,6 +7,8 @@ import subprocess
 import sys
 import time
 
+import numpy as np
+
 from tmi_nlp.cli import main
 from tmi_nlp.stages.prepare import prepare
 
@@ -65,3 +67,43 @@ def test_an_operating_system_error_in_a_worker_is_one_line(tiny, tmp_path, capsy
     err = capsys.readouterr().err
     assert "Traceback" not in err and "model 1:" in err, err
     assert len([line for line in err.splitlines() if line.strip()]) <= 3, err
+
+
+# The fuzz over what a user hands in: recipe text (any YAML, aliases and duplicate keys among it) and the bytes of
+# a data file, through `tmi-nlp check` (the recipe, then every data check prepare makes, nothing trained). Each
+# case ends in 0 or in one clean line; never a traceback, and never a run folder.
+YAML_PIECES = ["run:", "data:", "model:", "pretrain:", "base:", "  name: x", "  pool: POOL", "  pool_size: 40",
+               "  epochs: nan", "  epochs: &e 2", "  epochs: *e", "  hidden_size: [1, 2]", "pretrain:", "  - 1",
+               "  num_points: 12", "  checkpoint: ~/nothing", "  corpus: POOL", ": :", "{", "  trainer: {a: b}",
+               "\t", "  private_share: 0.5", "  max_length: 600", "!!python/object:os.system", "  seed: -3"]
+TEXT_PIECES = ["a note about the patient", "\u200b\u200d", "\x07", "", "caf\u00e9", "=" * 5, "\u00e9" * 300,
+               "word " * 50, "\ud7ff", "line\r\nbreak", "\ufeffbom"]
+
+
+def test_fuzzed_recipe_text_and_data_files_end_in_one_clean_line(tiny, tmp_path, capsys):
+    rng = np.random.default_rng(0)
+    reached = 0
+    for case in range(40):
+        pool = tmp_path / f"pool{case}.txt"
+        texts = [TEXT_PIECES[k] for k in rng.integers(len(TEXT_PIECES), size=rng.integers(0, 120))]
+        data = "\n".join(texts).encode("utf-8", "surrogatepass")
+        if rng.random() < 0.2:  # a byte or two that are not UTF-8
+            data = data + bytes(rng.integers(128, 256, size=2).tolist())
+        pool.write_bytes(data)
+        # A third of the cases are a valid recipe: only the data file is hostile.
+        size = 0 if case % 3 == 0 else rng.integers(1, 9)
+        lines = [YAML_PIECES[k] for k in rng.integers(len(YAML_PIECES), size=size)]
+        text = "\n".join(lines).replace("POOL", str(pool))
+        recipe = tiny(run={"name": f"fuzz{case}"}, data={"pool": str(pool), "pool_size": 40})
+        base = recipe.to_yaml() if case % 3 == 0 or rng.random() < 0.5 else ""
+        path = tmp_path / f"fuzz{case}.yaml"
+        path.write_text(base + text + "\n")
+        code = main(["check", str(path)])
+        err = capsys.readouterr().err
+        assert code in (0, 2), (text, err)
+        assert "Traceback" not in err, (text, err)
+        if code == 2:
+            assert [line for line in err.splitlines() if line.startswith("tmi-nlp: error:")], (text, err)
+        reached += "data.pool" in err or code == 0
+        assert not recipe.run_dir.exists()
+    assert reached >= 10  # the data checks were reached, not only the recipe's
