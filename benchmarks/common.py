@@ -4,20 +4,10 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import torch
 
-
-def cpu_name() -> str:
-    """The CPU's model name (every timing is printed next to it: machines of one name differ in bf16 and AVX-512)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return "unknown CPU"
+from tmi_nlp.cost import cpu_name  # noqa: F401 (the scripts import it from here)
 
 
 def matmul_peak_gflops(threads: int, dtype: torch.dtype = torch.float32, size: int = 1024,

@@ -157,7 +157,7 @@ def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, corpus: list[str], folde
         save_masked_lm(model, tmp)
         tokenizer.save_pretrained(tmp)
         atomic_write_json(tmp / BASE_INFO, {
-            **info, "head_tokens_seen": int(sum(map(len, train_ids)) * args.epochs) if args.epochs else 0,
+            **info, "tokens_seen": int(sum(map(len, train_ids)) * args.epochs),
             "train_loss": result["train_loss"], "heldout_mlm_loss": heldout_loss(),
             "tokens_per_s": result["tokens_per_s"], "seconds": time.perf_counter() - start,
             "parameters": sum(p.numel() for p in model.parameters()), "base": dataclasses.asdict(args),

@@ -29,6 +29,7 @@ from transformers import BertForMaskedLM
 
 from tmi_nlp.atomic import atomic_link, atomic_save_npy, atomic_write_json, require_free_space
 from tmi_nlp.config import Recipe, RecipeError
+from tmi_nlp.cost import describe, model_shape
 from tmi_nlp.models.finetune import QUERIES_FILE, finetune_model
 from tmi_nlp.models.pretrain import MASKS, masked_lm_losses, pretrain_model
 from tmi_nlp.models.tokenizer import load_tokenizer
@@ -112,11 +113,10 @@ def default_workers(recipe: Recipe) -> tuple[int, int]:
     return workers, threads or max(1, cores // workers)
 
 
-def _bytes_per_model(recipe: Recipe, stages: tuple[str, ...]) -> int:
+def _bytes_per_model(recipe: Recipe, run: RunDir, stages: tuple[str, ...]) -> int:
     """Upper estimate of one model's artifacts: float32 weights (pretrained, finetuned) and its query tensor."""
-    m, vocab = recipe.model, recipe.tokenizer.vocab_size
-    params = (vocab + m.max_length + 2) * m.hidden_size + m.num_hidden_layers * (
-        4 * m.hidden_size**2 + 2 * m.hidden_size * m.intermediate_size) + 2 * m.hidden_size**2 + vocab
+    shape = model_shape(recipe, run)
+    params = shape.parameters + (recipe.model.max_length + 2) * shape.hidden + 2 * shape.hidden**2 + shape.vocab
     weights = 4 * params * (("pretrain" in stages) + ("finetune" in stages))
     queries = 4 * recipe.run.num_points * recipe.query.num_queries * 1000 if "finetune" in stages else 0
     return int(1.5 * weights + queries + (1 << 20))  # C <= 1000 classes; 1 MiB of configs and metrics
@@ -136,10 +136,14 @@ def train_models(recipe: Recipe, stages: tuple[str, ...] = MODEL_STAGES,
     if missing:
         raise RecipeError(f"{run.root}: models {missing[:8]}{' ...' if len(missing) > 8 else ''} are not pretrained; "
                           f"the {'+'.join(stages)} stage needs models/<i>/pretrained: run `tmi-nlp pretrain` first")
-    require_free_space(run.root, len(todo) * _bytes_per_model(recipe, stages),
+    require_free_space(run.root, len(todo) * _bytes_per_model(recipe, run, stages),
                        f"{len(todo)} models' {'+'.join(stages)}")
     default, threads = default_workers(recipe)
     workers = min(workers or default, len(todo))
+    if progress and threads == 1:
+        plan = describe(recipe, run, workers, {s: sum(not run.model_done(i, s) for i in todo) for s in stages})
+        if plan:
+            print(plan, file=sys.stderr)
     bar = tqdm(total=len(todo), desc="+".join(stages), unit="model", disable=not progress)
     try:
         if workers == 1:
