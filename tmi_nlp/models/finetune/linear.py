@@ -69,20 +69,25 @@ class BertLinearProbe(BertPreTrainedModel):
         return SequenceClassifierOutput(loss=loss, logits=logits)
 
     @torch.no_grad()
-    def fit_standardisation(self, train_ids: list[list[int]], pad_id: int, batch_size: int = 256) -> torch.Tensor:
-        """Set the standardisation from the training texts' pooled states; returns them [texts, hidden]."""
+    def pooled_states(self, ids: list[list[int]], pad_id: int, batch_size: int = 256) -> torch.Tensor:
+        """The pooled states of token-id lists [texts, hidden], in their order (computed in batches of similar
+        length: little padding)."""
+        was_training = self.training
         self.eval()
-        feats = []
-        # Texts sorted by length: batches with little padding (the order is undone below).
-        order = sorted(range(len(train_ids)), key=lambda i: len(train_ids[i]))
+        order = sorted(range(len(ids)), key=lambda i: len(ids[i]))
+        states = []
         for start in range(0, len(order), batch_size):
-            ids, mask = pad_batch([train_ids[i] for i in order[start:start + batch_size]], pad_id)
-            feats.append(self.pooled(ids.to(self.device), mask.to(self.device)))
-        feats = torch.cat(feats)[torch.as_tensor(order).argsort()]
-        self.feature_mean.copy_(feats.mean(0))
-        self.feature_std.copy_(feats.std(0).clamp_min(1e-6))
-        self.train()
-        return feats
+            batch, mask = pad_batch([ids[i] for i in order[start:start + batch_size]], pad_id)
+            states.append(self.pooled(batch.to(self.device), mask.to(self.device)).float())
+        self.train(was_training)
+        return torch.cat(states)[torch.as_tensor(order).argsort()]
+
+    def fit_standardisation(self, train_ids: list[list[int]], pad_id: int) -> torch.Tensor:
+        """Set the standardisation from the training texts' pooled states; returns them [texts, hidden]."""
+        states = self.pooled_states(train_ids, pad_id)
+        self.feature_mean.copy_(states.mean(0))
+        self.feature_std.copy_(states.std(0).clamp_min(1e-6))
+        return states
 
 
 @register
@@ -106,6 +111,9 @@ class LinearProbe(FinetuneMethod):
         """The Trainer over the pooled states `build` computed, one row per training text (in `dataset`'s order);
         the encoder does not run again until the queries."""
         pooled = model.train_pooled
+        if args.precision == "bf16":  # the states as the encoder gives them under the training's autocast
+            with torch.autocast(device_type=model.device.type, dtype=torch.bfloat16):
+                pooled = model.pooled_states([row["input_ids"] for row in dataset], tokenizer.pad_token_id).cpu()
         if len(pooled) != len(dataset):
             raise ValueError(f"{len(dataset)} training texts but {len(pooled)} pooled states; expected the texts "
                              f"the model was built with")
