@@ -47,7 +47,8 @@ browser:
 	  echo "no chromium: the report rendering test will be skipped"
 
 test: $(BIN)/.installed browser
-	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest tests
+	# Two test processes on two cores (pytest-xdist): the suite in about half the time.
+	HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 $(BIN)/python -m pytest -n auto tests
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check tmi_nlp tests benchmarks

@@ -116,7 +116,7 @@ def describe(recipe: Recipe, run: RunDir, workers: int, todo: dict[str, int]) ->
     shape = model_shape(recipe, run)
     parts = ", ".join(f"{stage} {s / 60:.0f} min" if s >= 60 else f"{stage} {s:.0f} s"
                       for stage, s in seconds.items() if s)
-    return (f"plan: {max(todo.values())} model(s) of {shape.parameters / 1e6:.1f}M parameters on {workers} "
+    return (f"plan: {max(todo.values())} model(s) of {shape.parameters:,} parameters on {workers} "
             f"worker(s) x 1 thread; about {total / 60:.0f} min on this machine ({parts}; {cpu_name()}, "
             f"{torch.backends.cpu.get_cpu_capability()})")
 
