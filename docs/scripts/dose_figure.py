@@ -52,8 +52,12 @@ def main() -> None:
                 if all(intervals):
                     ax.fill_between(doses, [i[0] for i in intervals], [i[1] for i in intervals], color=colour,
                                     alpha=0.12)
+        doses = sorted({p[0] for points in lines.values() for p in points})
+        ax.set_xscale("log")
+        ax.set_xticks(doses, [f"{d:g}" for d in doses])
+        ax.minorticks_off()
         ax.axhline(0.5, color="black", lw=0.6)
-        ax.set(xscale="log", xlabel="dose: passes over the private half", ylabel="membership AUC",
+        ax.set(xlabel="dose: passes over the private half", ylabel="membership AUC",
                title=base, ylim=(0.4, 1.02))
         ax.legend(fontsize=7, loc="upper left")
     fig.tight_layout()
