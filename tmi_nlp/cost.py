@@ -74,8 +74,9 @@ def matmul_gflops(hidden: int, seconds: float = 0.3) -> float:
     return 2 * 512 * hidden * 4 * hidden * count / (time.perf_counter() - start) / 1e9
 
 
-def stage_work(recipe: Recipe, run: RunDir) -> dict[str, tuple[float, float]]:
-    """(tokens, operations per token) of one model's stages, from the run's own token cache."""
+def stage_work(recipe: Recipe, run: RunDir) -> dict[str, tuple[float, float, str]]:
+    """(tokens, operations per token, 'train' or 'forward') of one model's stages, from the run's own token
+    cache."""
     tokens, shape = run.tokens(), model_shape(recipe, run)
     mean = lambda seqs: sum(map(len, seqs)) / max(len(seqs), 1)  # noqa: E731
     pool, train = mean(tokens["pool"]), mean(tokens["train"])
@@ -87,11 +88,12 @@ def stage_work(recipe: Recipe, run: RunDir) -> dict[str, tuple[float, float]]:
     forward = len(tokens["eval"]) * mean(tokens["eval"]) + recipe.run.num_points * q.num_queries * challenge
     return {
         "pretrain": (private * p.epochs / p.private_share,
-                     flops_per_token(shape, pool, train=True, masked=MASKED_SHARE)),
+                     flops_per_token(shape, pool, train=True, masked=MASKED_SHARE), "train"),
         "signals": (SIGNAL_COPIES * recipe.run.num_points * challenge,
-                    flops_per_token(shape, challenge, train=False, masked=1 / SIGNAL_COPIES)),
-        "finetune": (finetune_tokens, flops_per_token(shape, train, train=not read_once)),
-        "queries": (forward, flops_per_token(shape, challenge, train=False)),
+                    flops_per_token(shape, challenge, train=False, masked=1 / SIGNAL_COPIES), "forward"),
+        "finetune": (finetune_tokens, flops_per_token(shape, train, train=not read_once),
+                     "forward" if read_once else "train"),
+        "queries": (forward, flops_per_token(shape, challenge, train=False), "forward"),
     }
 
 
@@ -99,9 +101,7 @@ def estimate(recipe: Recipe, run: RunDir, workers: int, todo: dict[str, int]) ->
     """Seconds each stage will take over `workers` processes of one thread, for `todo[stage]` models."""
     speed = matmul_gflops(model_shape(recipe, run).hidden) * 1e9
     seconds = {}
-    for stage, (tokens, flops) in stage_work(recipe, run).items():
-        kind = "train" if stage in ("pretrain", "finetune") and not (
-            stage == "finetune" and recipe.finetune.method == "linear") else "forward"
+    for stage, (tokens, flops, kind) in stage_work(recipe, run).items():
         models = todo.get("finetune" if stage == "queries" else stage, 0)
         seconds[stage] = models * tokens * flops / (speed * EFFICIENCY[kind]) / max(workers, 1)
     return seconds

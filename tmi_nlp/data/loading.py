@@ -119,9 +119,7 @@ def load_challenge(args: DataArguments) -> list[str]:
         return []
     dataset = load_text_dataset(args.challenge, "train", "data.challenge")
     texts = _column(dataset, args.challenge_text_column, "data.challenge_text_column", args.challenge)
-    texts = [t.strip() for t in texts if isinstance(t, str) and t.strip()]
-    _note_tokenless(texts, "data.challenge")
-    texts = distinct(texts)
+    texts = distinct([t.strip() for t in texts if isinstance(t, str) and t.strip()], "data.challenge")
     if not texts:
         raise DataError(f"data.challenge = {args.challenge!r}: no non-empty texts")
     return texts
@@ -203,16 +201,7 @@ def corpus_texts(spec: str, split: str, column: str, chunk_words: int, spec_fiel
     texts = [t for t in texts if t and not t.startswith("=")]  # drop blanks and WikiText headings
     if chunk_words:
         texts = [t for t in _chunk(texts, chunk_words) if len(t.split()) >= chunk_words // 2]
-    _note_tokenless(texts, spec_field)
-    return distinct(texts)
-
-
-def _note_tokenless(texts: list[str], field_name: str) -> None:
-    """Say how many texts have no token at all (only control or zero-width characters): `distinct` drops them."""
-    empty = sum(not normalise(t) for t in texts)
-    if empty:
-        print(f"tmi-nlp: note: {field_name}: {empty} text(s) have no token (only control or zero-width characters); "
-              f"dropped", file=sys.stderr)
+    return distinct(texts, spec_field)
 
 
 # BERT's own text normalisation and word splitting, as every uncased WordPiece tokenizer of this project applies
@@ -228,18 +217,22 @@ def normalise(text: str) -> str:
     return " ".join(word for word, _ in _WORDS.pre_tokenize_str(_NORMALIZER.normalize_str(text)))
 
 
-def distinct(texts: list[str]) -> list[str]:
+def distinct(texts: list[str], field_name: str = "") -> list[str]:
     """The texts without repeats, compared as the model sees them (`normalise`): the first of each is kept, and
-    texts with no token (only control or zero-width characters) are dropped. Texts that differ only in case,
-    accents, spacing or invisible characters are one text to the tokenizer, and as twins of opposite membership
-    they would make a challenge point unanswerable."""
-    seen: set[str] = {""}
-    kept = []
+    texts with no token (only control or zero-width characters) are dropped, with a note naming `field_name`.
+    Texts that differ only in case, accents, spacing or invisible characters are one text to the tokenizer, and
+    as twins of opposite membership they would make a challenge point unanswerable."""
+    seen: set[str] = set()
+    kept, tokenless = [], 0
     for text in texts:
         key = normalise(text)
-        if key not in seen:
+        tokenless += not key
+        if key and key not in seen:
             seen.add(key)
             kept.append(text)
+    if tokenless and field_name:
+        print(f"tmi-nlp: note: {field_name}: {tokenless} text(s) have no token (only control or zero-width "
+              f"characters); dropped", file=sys.stderr)
     return kept
 
 

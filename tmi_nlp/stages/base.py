@@ -63,10 +63,10 @@ def weights_sha256(folder: Path) -> str:
     return hashlib.sha256("".join(file_sha256(p) for p in shards).encode()).hexdigest()
 
 
-def fetch_checkpoint(recipe: Recipe) -> Path:
-    """The local folder of `base.checkpoint` (a Hub id is downloaded to the Hub cache first), checked: safetensors,
-    no remote code, and its weights' sha256 equal to `base.checkpoint_sha256` where that is set. Writes nothing
-    of the run's."""
+def fetch_checkpoint(recipe: Recipe) -> tuple[Path, str]:
+    """The local folder of `base.checkpoint` (a Hub id is downloaded to the Hub cache first) and its weights' sha256,
+    checked: safetensors, no remote code, and the sha256 equal to `base.checkpoint_sha256` where that is set.
+    Writes nothing of the run's."""
     spec, expected = recipe.base.checkpoint, recipe.base.checkpoint_sha256
     folder = Path(spec).expanduser()
     if not folder.is_dir():
@@ -79,32 +79,31 @@ def fetch_checkpoint(recipe: Recipe) -> Path:
             raise RecipeError(f"base.checkpoint = {spec!r}: cannot be downloaded ({str(err).splitlines()[0]}); "
                               f"expected a local checkpoint folder or a reachable Hub id") from err
     check_checkpoint(str(folder), "base.checkpoint")
-    if expected:
-        if not (folder / "model.safetensors").is_file():
-            raise RecipeError(f"base.checkpoint = {spec!r}: no model.safetensors to check against "
-                              f"base.checkpoint_sha256; expected a single-file checkpoint")
-        actual = file_sha256(folder / "model.safetensors")
-        if actual != expected:
-            raise RecipeError(f"base.checkpoint = {spec!r}: model.safetensors has sha256 {actual}; expected "
-                              f"{expected} (base.checkpoint_sha256): another or a damaged file")
-    return folder
+    if expected and not (folder / "model.safetensors").is_file():
+        raise RecipeError(f"base.checkpoint = {spec!r}: no model.safetensors to check against "
+                          f"base.checkpoint_sha256; expected a single-file checkpoint")
+    actual = weights_sha256(folder)  # of model.safetensors itself where there is one
+    if expected and actual != expected:
+        raise RecipeError(f"base.checkpoint = {spec!r}: model.safetensors has sha256 {actual}; expected "
+                          f"{expected} (base.checkpoint_sha256): another or a damaged file")
+    return folder, actual
 
 
-def base_key(recipe: Recipe, corpus: list[str], checkpoint: Path | None = None) -> str:
+def base_key(recipe: Recipe, corpus: list[str], checkpoint_sha256: str = "") -> str:
     """The content hash a base is stored under: its checkpoint's weights (or the model sizes), its corpus texts and
     everything its training depends on."""
     settings = {k: v for k, v in dataclasses.asdict(recipe.base).items() if k not in NOT_IN_KEY}
-    if checkpoint is None:
+    if not checkpoint_sha256:
         model = {"model": dataclasses.asdict(recipe.model), "vocab_size": recipe.tokenizer.vocab_size}
     else:  # the checkpoint's config gives the sizes; max_length still truncates the corpus
-        model = {"checkpoint_sha256": weights_sha256(checkpoint), "max_length": recipe.model.max_length}
+        model = {"checkpoint_sha256": checkpoint_sha256, "max_length": recipe.model.max_length}
     text = json.dumps({"corpus_sha256": text_hash(corpus), "base": settings, **model, "init": INIT}, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def base_folder(recipe: Recipe, corpus: list[str], checkpoint: Path | None = None) -> Path:
+def base_folder(recipe: Recipe, corpus: list[str], checkpoint_sha256: str = "") -> Path:
     cache = Path(recipe.base.cache_dir) if recipe.base.cache_dir else Path(recipe.run.output_dir) / "bases"
-    return cache.expanduser() / base_key(recipe, corpus, checkpoint)
+    return cache.expanduser() / base_key(recipe, corpus, checkpoint_sha256)
 
 
 def build_base(recipe: Recipe, corpus: list[str] | None = None) -> Path:
@@ -114,8 +113,8 @@ def build_base(recipe: Recipe, corpus: list[str] | None = None) -> Path:
                           "is trained on, or a public checkpoint")
     if corpus is None:
         corpus = load_base_corpus(recipe.base) if recipe.base.corpus else []
-    checkpoint = fetch_checkpoint(recipe) if recipe.base.checkpoint else None
-    folder = base_folder(recipe, corpus, checkpoint)
+    checkpoint, sha256 = fetch_checkpoint(recipe) if recipe.base.checkpoint else (None, "")
+    folder = base_folder(recipe, corpus, sha256)
     if (folder / BASE_INFO).exists():
         return folder
     with file_lock(folder.with_name(f".{folder.name}.lock")):
@@ -124,11 +123,11 @@ def build_base(recipe: Recipe, corpus: list[str] | None = None) -> Path:
                 if checkpoint is None:
                     _train_base(recipe, corpus, folder)
                 else:
-                    _adopt_checkpoint(recipe, checkpoint, corpus, folder)
+                    _adopt_checkpoint(recipe, checkpoint, sha256, corpus, folder)
     return folder
 
 
-def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, corpus: list[str], folder: Path) -> None:
+def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, sha256: str, corpus: list[str], folder: Path) -> None:
     """The base from a public checkpoint: its weights and tokenizer, with a masked-LM head (built seeded where it
     has none), trained `base.epochs` on the public corpus (the head alone where `base.freeze_encoder`)."""
     args, start = recipe.base, time.perf_counter()
@@ -143,7 +142,7 @@ def _adopt_checkpoint(recipe: Recipe, checkpoint: Path, corpus: list[str], folde
     train, heldout = split_corpus(corpus, args.heldout_texts, args.seed) if corpus else ([], [])
     no_specials = [ids[1:-1] for ids in encode(heldout)]
     heldout_loss = lambda: float(np.mean(masked_lm_losses(model, no_specials, tokenizer))) if heldout else None  # noqa: E731
-    info = {"key": folder.name, "checkpoint": args.checkpoint, "checkpoint_sha256": weights_sha256(checkpoint),
+    info = {"key": folder.name, "checkpoint": args.checkpoint, "checkpoint_sha256": sha256,
             "built_weights": built, "corpus_sha256": text_hash(corpus), "corpus_texts": len(corpus),
             "train_texts": len(train), "heldout_texts": len(heldout), "heldout_mlm_loss_as_loaded": heldout_loss()}
     with atomic_dir(folder) as tmp:
